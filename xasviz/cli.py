@@ -1,4 +1,4 @@
-"""Command line: ``xasviz analyze``, ``xasviz report``, ``xasviz serve``, ``xasviz info``.
+"""The ``xasviz`` command: ``analyze``, ``report``, ``serve`` and ``info``.
 
 Examples
 --------
