@@ -64,14 +64,14 @@ def check_energy_axis(energy, *, what: str = "energy axis") -> np.ndarray:
     if not np.all(np.isfinite(e)):
         bad = int(np.flatnonzero(~np.isfinite(e))[0])
         raise StackValidationError(
-            f"The {what} holds a non-finite value at index {bad} ({e[bad]!r}). "
+            f"The {what} holds a non-finite value at index {bad} ({e[bad]:g}). "
             "Drop or repair that frame before loading."
         )
     step = np.diff(e)
     if np.any(step == 0):
         i = int(np.flatnonzero(step == 0)[0])
         raise StackValidationError(
-            f"The {what} repeats the value {e[i]!r} eV at indices {i} and {i + 1}. "
+            f"The {what} repeats the value {e[i]:g} eV at indices {i} and {i + 1}. "
             "Each frame needs its own energy: remove the duplicated frame, e.g. "
             "stack.drop_duplicates('energy')."
         )
@@ -84,8 +84,8 @@ def check_energy_axis(energy, *, what: str = "energy axis") -> np.ndarray:
             "the energy list matches the frames."
         )
         raise StackValidationError(
-            f"The {what} must be strictly increasing; it goes from {e[i]!r} to "
-            f"{e[i + 1]!r} eV at index {i}. {hint}"
+            f"The {what} must be strictly increasing; it goes from {e[i]:g} to "
+            f"{e[i + 1]:g} eV at index {i}. {hint}"
         )
     return e
 
