@@ -111,9 +111,9 @@ def _endpoint_indices(energy: np.ndarray, points) -> tuple[int, int]:
     i_hi = int(np.argmin(np.abs(energy - hi)))
     if i_lo >= i_hi:
         raise StackValidationError(
-            f"points={points!r} select the energies {energy[i_lo]!r} and "
-            f"{energy[i_hi]!r} eV; the first must lie below the second. The "
-            f"stack spans {energy[0]!r} to {energy[-1]!r} eV."
+            f"points={points!r} select the energies {energy[i_lo]:g} and "
+            f"{energy[i_hi]:g} eV; the first must lie below the second. The "
+            f"stack spans {energy[0]:g} to {energy[-1]:g} eV."
         )
     return i_lo, i_hi
 
@@ -491,8 +491,8 @@ def _edge_energies(da, energy, e0, is_spec):
         e0 = float(e0)
         if not energy[0] < e0 < energy[-1]:
             raise StackValidationError(
-                f"e0 = {e0!r} eV lies outside the data ({energy[0]!r} to "
-                f"{energy[-1]!r} eV)."
+                f"e0 = {e0:g} eV lies outside the data ({energy[0]:g} to "
+                f"{energy[-1]:g} eV)."
             )
         return None, e0, xr.DataArray(e0)
     e0_map = _ufunc(
@@ -531,7 +531,7 @@ def _bad_steps(da, step, min_edge_step, is_spec, method):
     if is_spec:
         if not (positive & (step >= threshold)).all():
             raise StackValidationError(
-                f"The spectrum's edge step is {float(step)!r} (method "
+                f"The spectrum's edge step is {float(step):g} (method "
                 f"{method!r}); it must be positive. Is it transmitted intensity? "
                 "Convert it with xasviz.to_optical_density first."
             )
@@ -590,8 +590,8 @@ def _on_grid(
         return sv, False
     if se[0] > energy[0] + tolerance or se[-1] < energy[-1] - tolerance:
         raise StackValidationError(
-            f"The {what} spans {se[0]!r} to {se[-1]!r} eV but the stack spans "
-            f"{energy[0]!r} to {energy[-1]!r} eV; it must cover the whole stack "
+            f"The {what} spans {se[0]:g} to {se[-1]:g} eV but the stack spans "
+            f"{energy[0]:g} to {energy[-1]:g} eV; it must cover the whole stack "
             "range to be interpolated onto it. Crop the stack "
             "(xasviz.crop(stack, energy=(lo, hi))) or use a wider spectrum."
         )
@@ -720,7 +720,7 @@ def to_optical_density(stack, i0, *, tolerance: float = 1e-3) -> xr.DataArray:
     if not i0_min > 0:
         raise StackValidationError(
             f"i0 must be positive and finite at every energy; its minimum is "
-            f"{i0_min!r}. Check the I0 file (a dark-current offset?)."
+            f"{i0_min:g}. Check the I0 file (a dark-current offset?)."
         )
     bad = (
         np.zeros((), bool)
@@ -810,12 +810,12 @@ def crop(stack, *, energy=None, x=None, y=None) -> xr.DataArray:
         keep = np.flatnonzero((c >= lo) & (c <= hi))
         if keep.size == 0:
             raise StackValidationError(
-                f"crop({dim}=({lo!r}, {hi!r})) keeps nothing: {dim} runs from "
-                f"{c.min()!r} to {c.max()!r}."
+                f"crop({dim}=({lo:g}, {hi:g})) keeps nothing: {dim} runs from "
+                f"{float(c.min()):g} to {float(c.max()):g}."
             )
         if dim == "energy" and keep.size < 2:
             raise StackValidationError(
-                f"crop(energy=({lo!r}, {hi!r})) keeps {keep.size} energy; a "
+                f"crop(energy=({lo:g}, {hi:g})) keeps {keep.size} energy; a "
                 "stack needs at least 2."
             )
         out = out.isel({dim: keep})
