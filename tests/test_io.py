@@ -287,7 +287,7 @@ def test_tiff_energy_count_mismatch_and_missing_energy(tmp_path):
 def test_tiff_that_is_text_or_truncated(tmp_path):
     fake = tmp_path / "fake.tif"
     fake.write_text("this is not an image\n")
-    with pytest.raises(StackValidationError, match="expected a TIFF image"):
+    with pytest.raises(StackValidationError, match="to be a TIFF image"):
         open_stack(fake, energy=ENERGY)
     write_tiff(tmp_path / "s.tif", make_stack(masked=False) * 100)
     data = (tmp_path / "s.tif").read_bytes()
@@ -364,9 +364,20 @@ def test_single_xim_points_to_the_header(tmp_path):
         open_stack(tmp_path / "s1_a000.xim")
 
 
+def test_forced_engine_checks_content_too(tmp_path):
+    (tmp_path / "frames.dat").write_bytes(b"\x00" * 64)
+    with pytest.raises(StackValidationError, match="binary data"):
+        open_stack(tmp_path / "frames.dat", engine="tiff", energy=ENERGY)
+    write_tiff(tmp_path / "frames.img", make_stack(masked=False) * 100)
+    got = open_stack(tmp_path / "frames.img", engine="tiff", energy=ENERGY)
+    assert got.sizes == {"y": 4, "x": 5, "energy": 6}
+    with pytest.raises(ValueError, match="engine must be one of"):
+        open_stack(tmp_path / "frames.img", engine="jpeg")
+
+
 def test_hdr_that_is_binary(tmp_path):
     (tmp_path / "b.hdr").write_bytes(b"\x00\xff\xfe\x00" * 50)
-    with pytest.raises(StackValidationError, match="expected plain text"):
+    with pytest.raises(StackValidationError, match="to be plain text"):
         open_stack(tmp_path / "b.hdr")
 
 

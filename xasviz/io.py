@@ -111,6 +111,8 @@ def _sniff(path: Path) -> str:
         return "netcdf3"
     if head.startswith(_TIFF_MAGICS):
         return "tiff"
+    if b"\x00" in head:
+        return "binary"
     try:
         head.decode("utf-8")
     except UnicodeDecodeError:
@@ -154,8 +156,8 @@ def _check_content(path: Path, ext: str, found: str) -> None:
         return
     want = " or ".join(_DESCRIBE[e] for e in expected)
     raise StackValidationError(
-        f"{path.name!r} has the extension {ext!r}, so xasviz expected {want}, "
-        f"but its content is {_DESCRIBE[found]}. The file may be truncated, "
+        f"xasviz expected {path.name!r} to be {want} (from its extension or "
+        f"engine=), but its content is {_DESCRIBE[found]}. The file may be empty, "
         "mis-named or of another format: check it, or rename it after what it "
         "really holds."
     )
@@ -623,7 +625,7 @@ def _energy_axis(shape, e_len, energy_axis, name) -> int:
 def _open_tiff(p: Path, *, energy, **_) -> xr.DataArray:
     import tifffile
 
-    _check_content(p, p.suffix.lower(), _sniff(p))
+    _check_content(p, ".tif", _sniff(p))
     try:
         arr = tifffile.imread(p)
     except Exception as err:  # tifffile raises many types on damaged files
