@@ -379,9 +379,8 @@ def normalize(
     keep_attrs : bool, default True
         Keep the input's attrs (``units`` becomes ``"normalized"``).
     return_params : bool, default False
-        Return a Dataset with ``normalized`` and the maps ``edge_step``
-        (y, x) and, for ``"edge_step"``, ``e0`` (y, x), instead of the
-        normalised DataArray alone.
+        Return a Dataset with the variables ``normalized``, ``edge_step``
+        and (for ``"edge_step"``) ``e0`` instead of a DataArray.
 
     Returns
     -------
@@ -389,6 +388,9 @@ def normalize(
         Same dims and dtype as the input, with ``mask`` updated and attrs
         ``normalization`` (the method) and ``normalization_json`` (every
         setting, the resolved windows, the threshold and the masked count).
+        A stack also carries the (y, x) coordinates ``edge_step`` (the
+        endpoint difference for ``"endpoints"``; NaN on masked pixels) and,
+        for ``"edge_step"``, ``e0`` (eV).
 
     Warns
     -----
@@ -468,21 +470,29 @@ def normalize(
     )
     norm.attrs = attrs
     norm.name = da.name
+    maps = _param_maps(step, step_np, bad, e0_map, da.attrs.get("units"))
     if not return_params:
-        return norm
-    maps = {"normalized": norm, "edge_step": step.where(~bad) if bad.any() else step}
-    if e0_map is not None:
-        maps["e0"] = e0_map
+        # The maps travel with the stack as (y, x) coordinates, so that the
+        # edge-step map stays at hand after chaining.
+        return norm if is_spec else norm.assign_coords(maps)
     ds = xr.Dataset(
-        maps, attrs={k: attrs[k] for k in ("normalization", "normalization_json")}
+        {"normalized": norm, **maps},
+        attrs={k: attrs[k] for k in ("normalization", "normalization_json")},
     )
-    ds["edge_step"].attrs = {
-        "long_name": "edge step",
-        "units": da.attrs.get("units", "absorbance"),
-    }
-    if "e0" in ds:
-        ds["e0"].attrs = {"long_name": "edge energy", "units": "eV"}
     return ds
+
+
+def _param_maps(step, step_np, bad, e0_map, units) -> dict[str, xr.DataArray]:
+    """``edge_step`` (NaN where masked) and ``e0`` maps with their attrs."""
+    values = np.where(bad, np.nan, step_np)
+    maps = {
+        "edge_step": step.copy(data=values).assign_attrs(
+            long_name="edge step", units=units or "absorbance"
+        )
+    }
+    if e0_map is not None:
+        maps["e0"] = e0_map.assign_attrs(long_name="edge energy", units="eV")
+    return {k: v.reset_coords(drop=True) for k, v in maps.items()}
 
 
 def _edge_energies(da, energy, e0, is_spec):
