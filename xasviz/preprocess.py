@@ -388,9 +388,9 @@ def normalize(
         Same dims and dtype as the input, with ``mask`` updated and attrs
         ``normalization`` (the method) and ``normalization_json`` (every
         setting, the resolved windows, the threshold and the masked count).
-        A stack also carries the (y, x) coordinates ``edge_step`` (the
-        endpoint difference for ``"endpoints"``; NaN on masked pixels) and,
-        for ``"edge_step"``, ``e0`` (eV).
+        With ``return_params=True``: a Dataset with ``normalized``,
+        ``edge_step`` (y, x; the endpoint difference for ``"endpoints"``, NaN
+        on masked pixels) and, for ``"edge_step"``, ``e0`` (y, x, eV).
 
     Warns
     -----
@@ -470,11 +470,9 @@ def normalize(
     )
     norm.attrs = attrs
     norm.name = da.name
-    maps = _param_maps(step, step_np, bad, e0_map, da.attrs.get("units"))
     if not return_params:
-        # The maps travel with the stack as (y, x) coordinates, so that the
-        # edge-step map stays at hand after chaining.
-        return norm if is_spec else norm.assign_coords(maps)
+        return norm
+    maps = _param_maps(step, step_np, bad, e0_map, da.attrs.get("units"))
     ds = xr.Dataset(
         {"normalized": norm, **maps},
         attrs={k: attrs[k] for k in ("normalization", "normalization_json")},
