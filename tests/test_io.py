@@ -586,11 +586,28 @@ def test_sample_path_errors():
     assert os.path.basename(sample_path()) == "als_stxm_fe_l23_71214078.nc"
 
 
-def test_sample_masked_pixels_warn_on_normalise(sample):
+@pytest.mark.parametrize("points", [None, (700.0, 709.7)])
+def test_sample_normalised_exactly_at_the_points(points):
+    od = open_sample(i0=SAMPLE_DIR / "i0.xsp")
+    # Many pixels hold little iron (edge step near zero): they are masked.
+    with pytest.warns(DataQualityWarning, match="pixels were masked"):
+        norm = xasviz.normalize(od, points=points)
+    ok = ~norm["mask"].values
+    assert ok.sum() > 5000
+    lo, hi = (
+        json.loads(norm.attrs["normalization_json"])["e_lo"],
+        json.loads(norm.attrs["normalization_json"])["e_hi"],
+    )
+    assert np.all(norm.sel(energy=lo).values[ok] == 0.0)
+    assert np.all(norm.sel(energy=hi).values[ok] == 1.0)
+    assert np.all(np.isnan(norm.values[~ok]))
+
+
+def test_sample_edge_step_map():
     od = open_sample(i0=SAMPLE_DIR / "i0.xsp")
     with pytest.warns(DataQualityWarning, match="pixels were masked"):
-        norm = xasviz.normalize(od)
-    ok = ~norm["mask"].values
-    assert ok.sum() > 1000
-    assert np.all(norm.isel(energy=0).values[ok] == 0.0)
-    assert np.all(norm.isel(energy=-1).values[ok] == 1.0)
+        ds = xasviz.normalize(od, "edge_step", e0=708.0, return_params=True)
+    step = ds["edge_step"].values
+    ok = ~ds["normalized"]["mask"].values
+    assert np.all(step[ok] > 0) and np.all(np.isnan(step[~ok]))
+    assert np.all(np.isfinite(ds["normalized"].values[ok]))

@@ -339,6 +339,8 @@ def open_stack(
         Incident intensity; when given the stack is converted to optical
         density ``-ln(I / I0)`` by :func:`xasviz.to_optical_density`. A path is
         read with :func:`open_spectrum` (e.g. an aXis2000 ``.xsp`` file).
+        Pixels with a non-positive intensity at some energy are masked with a
+        DataQualityWarning; a non-positive I0 is an error.
     dataset : str, optional
         HDF5 path of the 3-D data (HDF5/NeXus files; also picks the variable
         of a multi-variable netCDF/zarr Dataset).
