@@ -74,27 +74,28 @@ def _timed(label: str, timings: dict[str, float]):
     return _T()
 
 
-def _input_group(raw, x0, reference, source: dict[str, Any]) -> xr.Dataset:
+def _input_group(raw, norm: xr.Dataset, reference, source: dict[str, Any]):
     """Stack summary kept beside the results (what the report's first part shows)."""
+    x0 = norm["normalized"]
     ok = valid_pixels(x0)
     flat = x0.values.reshape(-1, x0.sizes["energy"])[ok.ravel()]
     mean_spec = flat.mean(axis=0) if flat.size else np.full(x0.sizes["energy"], np.nan)
-    raw_vals = raw.values
-    edge = raw_vals[..., -1] - raw_vals[..., 0]
     ds = xr.Dataset(
         {
             "stack": x0.astype(np.float32),
-            "raw_mean": (("y", "x"), np.nanmean(raw_vals, axis=-1)),
-            "edge_step": (("y", "x"), edge),
+            "raw_mean": (("y", "x"), np.nanmean(raw.values, axis=-1)),
+            "edge_step": norm["edge_step"].reset_coords(drop=True),
             "mean_spectrum": ("energy", mean_spec),
             "reference": ("energy", np.asarray(reference.values, dtype=np.float64)),
         }
     )
-    if "edge_step" in x0.coords:
-        ds["edge_step"] = x0["edge_step"].reset_coords(drop=True)
-    ds = ds.reset_coords([c for c in ("e0", "edge_step") if c in ds.coords], drop=True)
+    if "e0" in norm:
+        ds["e0"] = norm["e0"].reset_coords(drop=True)
     ds["stack"].attrs = dict(x0.attrs)
-    ds["raw_mean"].attrs = {"long_name": "mean over energy of the input stack"}
+    ds["raw_mean"].attrs = {
+        "long_name": "mean over energy of the input stack",
+        "units": raw.attrs.get("units", ""),
+    }
     ds["edge_step"].attrs = {
         "long_name": "edge step",
         "units": raw.attrs.get("units", ""),
@@ -205,7 +206,10 @@ def analyze(
 
     raw = validate_stack(stack)
     with _timed("normalise", timings):
-        x0 = normalize(raw, method=normalization, **normalize_kwargs)
+        norm = normalize(
+            raw, method=normalization, return_params=True, **normalize_kwargs
+        )
+        x0 = norm["normalized"]
         ok = valid_pixels(x0)
         if not ok.any():
             raise StackValidationError(
@@ -231,7 +235,7 @@ def analyze(
         ref_on_grid = _reference_on_grid(x0, diff, ok)
     bar.update()
     tree: dict[str, xr.Dataset] = {}
-    tree["input"] = _input_group(raw, x0, ref_on_grid, source or {})
+    tree["input"] = _input_group(raw, norm, ref_on_grid, source or {})
 
     from .factorize import bcv as run_bcv
     from .factorize import onmf as run_onmf
