@@ -65,7 +65,7 @@ def planted_results(ny=12, nx=16, ne=40, rank=3, rng=0, masked=((0, 0),)):
             "checksum": "sha256:0123abcd",
         },
     )
-    ranks = np.arange(1, 7)
+    ranks = np.arange(1, max(7, rank + 3))
     folds = 5
     mean = (ranks - rank) ** 2 + 10.0
     err = mean[:, None] + rng.normal(scale=0.5, size=(ranks.size, folds))
@@ -145,7 +145,10 @@ def planted_results(ny=12, nx=16, ne=40, rank=3, rng=0, masked=((0, 0),)):
     e1, e2 = 7723.0, 7721.0
     classes = np.stack([pte > e1, (pte > e2) & (pte <= e1), pte <= e2]).astype(float)
     classes[:, mask] = np.nan
-    ccorr = np.nan_to_num(classes).reshape(3, -1) @ np.nan_to_num(w).reshape(rank, -1).T
+    cc, ww = np.nan_to_num(classes).reshape(3, -1), np.nan_to_num(w).reshape(rank, -1)
+    ccorr = (cc @ ww.T) / np.outer(
+        np.linalg.norm(cc, axis=1), np.linalg.norm(ww, axis=1)
+    )
     tree["pte_classes"] = xr.Dataset(
         {
             "classes": (("pte_class", "y", "x"), classes),
