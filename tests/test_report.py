@@ -12,6 +12,7 @@ from numpy.testing import assert_allclose
 
 import xasviz
 import xasviz.report as report_mod
+import xasviz.views  # noqa: F401  (Panel's models must not leak into the report)
 from xasviz.report import build_report
 
 
@@ -40,6 +41,7 @@ def test_report_sections_and_provenance(results, tmp_path):
         assert heading in text
     # Inline resources only: no script or stylesheet from a CDN.
     assert "cdn.bokeh.org" not in text and "<script src=" not in text
+    assert "es-module-shims" not in text and "<link" not in text
     # Provenance: input file, checksum, seeds, settings and package versions.
     for needle in ("planted.nc", "sha256:0123abcd", "seed", "rank", "numpy"):
         assert needle in text

@@ -163,7 +163,7 @@ def map_figure(
     )
     mapper = LinearColorMapper(palette=palette, low=low, high=high, nan_color="white")
     ny, nx = grid.shape
-    fig.image(
+    img = fig.image(
         image="image",
         source=source,
         x=grid.x[0] - grid.dx / 2,
@@ -179,8 +179,12 @@ def map_figure(
     else:
         bar.ticker = BasicTicker(desired_num_ticks=6)
     fig.add_layout(bar, "right")
+    # Hover only the image: markers drawn on top have no "image" column.
     fig.add_tools(
-        HoverTool(tooltips=[("x", "$x{0.[0]}"), ("y", "$y{0.[0]}"), (clabel, "@image")])
+        HoverTool(
+            renderers=[img],
+            tooltips=[("x", "$x{0.[0]}"), ("y", "$y{0.[0]}"), (clabel, "@image")],
+        )
     )
     _style(fig)
     return fig, mapper

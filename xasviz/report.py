@@ -29,7 +29,7 @@ from bokeh.embed import file_html
 from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource, CustomJS, Div, Slider, Span, Whisker
 from bokeh.plotting import figure
-from bokeh.resources import INLINE
+from bokeh.resources import Resources
 
 from . import _report_figures as rf
 from ._errors import StackValidationError
@@ -113,13 +113,34 @@ def report(
     layout, page_title = build_report(
         tree, title=title, max_pixels=int(max_pixels), map_width=map_width
     )
-    text = file_html(layout, resources=INLINE, title=page_title)
+    text = file_html(layout, resources=_OfflineResources(), title=page_title)
     # The inline scripts may contain the text "</head>"; insert before the last.
     head, sep, tail = text.rpartition("</head>")
     text = head + _CSS + sep + tail
     _atomic_write(path, text)
     logger.info("report written to %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return path
+
+
+class _OfflineResources(Resources):
+    """BokehJS inline, and nothing else.
+
+    Bokeh adds the ``__javascript__`` URLs of *every* imported model class to
+    a page, so once Panel is imported (as in a notebook) even a pure-Bokeh
+    page would reference scripts on a CDN or a server. The report uses only
+    Bokeh's own models, which the inline bundle contains.
+    """
+
+    def __init__(self, components=None):
+        super().__init__(mode="inline", components=components)
+
+    def _collect_external_resources(self, resource_attr):
+        return []
+
+    def clone(self, *, components=None):
+        return _OfflineResources(
+            components=components if components is not None else list(self.components)
+        )
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -235,9 +235,9 @@ class DomainExplorer(Viewer):
             )
         return hv.Overlay(curves).opts(
             title=f"Domain {kind} spectra (selected: {component})",
-            frame_width=380,
-            frame_height=260,
-            legend_position="right",
+            frame_width=340,
+            frame_height=240,
+            legend_position="top_left",
             backend_opts={"plot.name": "domain_spectra"},
         )
 
@@ -274,8 +274,8 @@ class DomainExplorer(Viewer):
         )
         return hv.Overlay(elems).opts(
             title=title,
-            frame_width=380,
-            frame_height=260,
+            frame_width=340,
+            frame_height=240,
             legend_position="top_left",
             backend_opts={"plot.name": "pixel_spectrum"},
         )
@@ -291,9 +291,9 @@ class DomainExplorer(Viewer):
         return bars.opts(
             color="selected",
             cmap={"True": "#D55E00", "False": "#0072B2"},
-            title="Weights of the pixel on each domain",
-            frame_width=380,
-            frame_height=160,
+            title="Weights w of the pixel",
+            frame_width=220,
+            frame_height=240,
             tools=["hover"],
             show_legend=False,
             backend_opts={"plot.name": "pixel_weights"},
@@ -340,16 +340,14 @@ class DomainExplorer(Viewer):
         self._layout = pn.Column(
             pn.pane.Markdown(
                 "**Domains.** Click a pixel on any map: its measured spectrum and "
-                "its reconstruction from the domains appear on the right."
+                "its reconstruction from the domains appear below."
             ),
             widgets,
+            pn.pane.HoloViews(gallery, linked_axes=False),
             pn.Row(
-                pn.pane.HoloViews(gallery, linked_axes=False),
-                pn.Column(
-                    pn.pane.HoloViews(spectra),
-                    pn.pane.HoloViews(pixel),
-                    pn.pane.HoloViews(weights),
-                ),
+                pn.pane.HoloViews(spectra),
+                pn.pane.HoloViews(pixel),
+                pn.pane.HoloViews(weights),
             ),
         )
         return self._layout
