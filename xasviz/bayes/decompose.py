@@ -31,7 +31,7 @@ from .model import (
     to_natural,
 )
 from .priors import Prior, SpectralPrior, check_spectrum_for_prior
-from .tempering import default_moves, log_z_at, log_z_ladder, temper
+from .tempering import adapt_ladder, default_moves, log_z_at, log_z_ladder, temper
 
 __all__ = ["decompose", "noise_estimate", "auto_ladder"]
 
@@ -167,27 +167,60 @@ def _run_one(task: dict) -> dict:
     rng = np.random.default_rng(task["seed"])
     n_walkers = task["n_walkers"] or max(2 * prior.ndim + 2, 24)
     init = initial_walkers(energy, prior, task["theta_init"], betas, n_walkers, rng)
+
+    def sum_sq(theta):
+        return _sum_sq(energy, y, theta, k)
+
+    n_burn = task["n_burn"]
+    pilot = None
+    if task["adapt"]:
+        # Pilot on the geometric ladder, then rungs by thermodynamic length;
+        # the pilot's sweeps count towards the burn-in.
+        n_pilot = max(n_burn // 2, 20)
+        pilot = temper(
+            sum_sq,
+            prior,
+            betas,
+            n_walkers=n_walkers,
+            n_sweeps=n_pilot // 2,
+            n_burn=n_pilot - n_pilot // 2,
+            rng=rng,
+            moves=default_moves(),
+            init=init,
+        )
+        new = adapt_ladder(betas, pilot.sum_sq, betas.size - 1)
+        near = np.abs(np.log(new[1:, None]) - np.log(betas[None, 1:])).argmin(1)
+        init = np.concatenate([pilot.coords[:1], pilot.coords[1 + near]])
+        betas = new
+        n_burn = max(n_burn - n_pilot, 0)
     run = temper(
-        lambda th: _sum_sq(energy, y, th, k),
+        sum_sq,
         prior,
         betas,
         n_walkers=n_walkers,
         n_sweeps=task["n_sweeps"],
-        n_burn=task["n_burn"],
+        n_burn=n_burn,
         rng=rng,
         moves=default_moves(),
         callback=task.get("callback"),
         init=init,
     )
+    if pilot is not None:
+        for key in run.timings:
+            run.timings[key] += pilot.timings[key]
     t0 = time.perf_counter()
     log_z, reps, se = log_z_ladder(run.sum_sq, betas, task["n_blocks"])
-    grid = task["grid"]
-    log_z_grid, se_grid = log_z_at(grid, run.sum_sq, betas, log_z, reps)
+    # Report on the common grid (every K and spectrum share it) and on the
+    # fine grid for the minimum over b, reweighted from the nearest rung.
+    report = task["report"]
+    log_z_rep, se_rep = log_z_at(report, run.sum_sq, betas, log_z, reps)
+    log_z_grid, se_grid = log_z_at(task["grid"], run.sum_sq, betas, log_z, reps)
     timings = dict(run.timings, free_energy=time.perf_counter() - t0)
     return dict(
         k=k,
-        log_z=log_z,
-        log_z_se=se,
+        betas=betas,
+        log_z=log_z_rep,
+        log_z_se=se_rep,
         log_z_grid=log_z_grid,
         log_z_grid_se=se_grid,
         coords=run.coords,
@@ -263,11 +296,14 @@ def decompose(
     k_max, k_min : int
         Range of the number of Gaussians tried (default 0..6).
     ladder : None, int or array-like of float
-        Inverse temperatures of the tempered runs. None: geometric ladder
-        from ``1 / (N R^2)`` up to ``25 / sigma_d^2`` (``sigma_d`` the noise
-        estimate from second differences) with ``ln`` spacing 0.3; an int: that
-        many rungs over the same range; an array: these rungs (0 is
-        prepended when absent). Shared by every K and every spectrum.
+        Inverse temperatures. None: from ``1 / (N R^2)`` up to
+        ``25 / sigma_d^2`` (``sigma_d`` the noise estimate from second
+        differences), geometric with ``ln`` spacing 0.45; an int: that many
+        positive rungs over the same range. In both cases each K's run
+        redistributes its rungs by thermodynamic length after a pilot (see
+        :func:`xasviz.bayes.tempering.adapt_ladder`). An array: these rungs
+        for every run, unchanged (0 is prepended when absent). The positive
+        rungs of the unadapted ladder are the ``beta`` grid of the output.
     n_sweeps : int
         Kept sweeps of every tempered run (default 1000).
     n_burn : int, optional
@@ -309,8 +345,9 @@ def decompose(
         fit, residual       energy             MAP curve and ``data - fit``
         data                energy             the spectrum
         rmsd                ()                 root-mean-square of the residual
-        move_acceptance     K, beta            within-rung acceptance
-        swap_acceptance     K, beta            exchange acceptance with the rung
+        ladder              K, rung            positive rungs of each K's run
+        move_acceptance     K, rung            within-rung acceptance
+        swap_acceptance     K, rung            exchange acceptance with the rung
                                                below
         ==================  =================  ==================================
 
@@ -380,6 +417,7 @@ def decompose(
     for y, bnd, label in zip(ys, bounds, labels):
         _check_prior_covers(energy, y, bnd, label)
     betas = _ladder_from(ladder, ys)
+    adapt = ladder is None or isinstance(ladder, (int, np.integer))
     grid = np.exp(
         np.linspace(
             np.log(betas[1]),
@@ -409,6 +447,8 @@ def decompose(
                     grid=grid,
                     spectrum=s,
                     theta_init=fits[k],
+                    report=betas[1:],
+                    adapt=adapt,
                 )
             )
     results = _run_tasks(tasks, n_jobs, progress, n_sweeps + n_burn)
@@ -525,8 +565,8 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed) -> dict:
     """Choose (K, b) for one spectrum and describe the posterior there."""
     n = y.size
     ks = [r["k"] for r in res]
-    f_rung = np.array([_free_energy(r["log_z"][1:], betas[1:], n) for r in res])
-    f_rung_se = np.array([r["log_z_se"][1:] for r in res])
+    f_rung = np.array([_free_energy(r["log_z"], betas[1:], n) for r in res])
+    f_rung_se = np.array([r["log_z_se"] for r in res])
     f_grid = np.array([_free_energy(r["log_z_grid"], grid, n) for r in res])
     f_grid_se = np.array([r["log_z_grid_se"] for r in res])
     best_j = np.argmin(f_grid, axis=1)
@@ -550,12 +590,12 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed) -> dict:
         warn(
             f"Neighbouring rungs of the K={k} run hardly exchange (acceptance "
             f"{r['swap_acceptance'].min():.3f} at beta="
-            f"{betas[1 + int(np.argmin(r['swap_acceptance']))]:.3g}); the free "
+            f"{r['betas'][1 + int(np.argmin(r['swap_acceptance']))]:.3g}); the free "
             "energy may be biased. Use a finer ladder (ladder=more rungs).",
             ConvergenceWarning,
         )
     prior = SpectralPrior(bounds, k)
-    rung = 1 + int(np.argmin(np.abs(np.log(betas[1:]) - np.log(b))))
+    rung = 1 + int(np.argmin(np.abs(np.log(r["betas"][1:]) - np.log(b))))
     start = r["coords"][rung]
     n_steps = max(n_samples // start.shape[0], 200)
     chain, logp, full_chain, acc = _posterior(
@@ -588,6 +628,7 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed) -> dict:
         fit=fit,
         residual=y - fit,
         data=y,
+        ladder=np.array([x["betas"][1:] for x in res]),
         move_acceptance=np.array([x["move_acceptance"][1:] for x in res]),
         swap_acceptance=np.array([x["swap_acceptance"] for x in res]),
         posterior_acceptance=acc,
@@ -634,8 +675,9 @@ def _assemble(out: list[dict], da: xr.DataArray, single: bool) -> xr.Dataset:
                 "residual": ("energy", o["residual"]),
                 "data": ("energy", o["data"]),
                 "rmsd": ((), float(np.sqrt(np.mean(o["residual"] ** 2)))),
-                "move_acceptance": (("K", "beta"), o["move_acceptance"]),
-                "swap_acceptance": (("K", "beta"), o["swap_acceptance"]),
+                "ladder": (("K", "rung"), o["ladder"]),
+                "move_acceptance": (("K", "rung"), o["move_acceptance"]),
+                "swap_acceptance": (("K", "rung"), o["swap_acceptance"]),
                 "posterior_acceptance": ((), o["posterior_acceptance"]),
             },
             coords={

@@ -14,18 +14,25 @@ y0              Normal(mean, sd)                        (y_start, R)
 H               Uniform(low, high)                      (0, 2 R)
 E0              Uniform(low, high)                      (E_min, E_max)
 Gamma           LogUniform(low, high)                   (dE, L / 4)
-A               Uniform(low, high)                      (0, R L / 2)
+A               Uniform(low, high)                      (0, R L / 4)
 E_WL - E0       Normal(mean, sd)                        (0, 4.5 eV)
 w               LogUniform(low, high)                   (dE, L / 4)
 eta             Uniform(low, high)                      (0, 1)
-amplitude_k     Uniform(low, high), each k              (0, 2 R)
+amplitude_k     Uniform(low, high), each k              (0, R / 2)
 centre_k        ordered Uniform(low, high)              (E_min, E_max)
-width_k         LogUniform(low, high), each k           (dE, L / 2)
+width_k         LogUniform(low, high), each k           (dE, L / 4)
 ==============  ======================================  =====================
 
 ``centre_1 < centre_2 < ... < centre_K``: the K centres are the order
 statistics of K uniform draws (density ``K! / (high - low)^K``), so that the
 Gaussians cannot swap labels.
+
+The Gaussian priors are the tightest of the defaults on purpose: peaks other
+than the white line are taken to be no taller than half the spectrum's range
+and no wider than a quarter of its window. Wider boxes cost the free energy
+of every extra Gaussian ``ln`` of the box ratio (they penalise larger K
+more) and make the intermediate rungs of the tempered runs much slower to
+mix. Override them when a spectrum has taller or broader features.
 """
 
 from __future__ import annotations
@@ -131,13 +138,13 @@ class Prior:
             "H": (0.0, 2.0 * r),
             "E0": (e_min, e_max),
             "Gamma": (de, span / 4.0),
-            "A": (0.0, r * span / 2.0),
+            "A": (0.0, r * span / 4.0),
             "E_WL_minus_E0": (0.0, 4.5),
             "w": (de, span / 4.0),
             "eta": (0.0, 1.0),
-            "amplitude": (0.0, 2.0 * r),
+            "amplitude": (0.0, 0.5 * r),
             "centre": (e_min, e_max),
-            "width": (de, span / 2.0),
+            "width": (de, span / 4.0),
         }
         out = {}
         for name in _PAIR_FIELDS:

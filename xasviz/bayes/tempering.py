@@ -50,6 +50,7 @@ __all__ = [
     "default_moves",
     "log_z_ladder",
     "log_z_at",
+    "adapt_ladder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -262,6 +263,46 @@ def _exchange(coords, lp, s, betas, rng) -> np.ndarray:
         s[a, w], s[b, w] = s[b, w].copy(), s[a, w].copy()
         accepted[lo] += swap.sum(axis=1)
     return accepted
+
+
+def adapt_ladder(betas: np.ndarray, sum_sq: np.ndarray, n: int) -> np.ndarray:
+    """Redistribute ``n`` positive rungs by thermodynamic length.
+
+    The variance of a bridge estimate between neighbours grows with
+    ``(d beta)^2 Var_beta(S / 2)``; rungs equally spaced in the thermodynamic
+    length ``l(u) = int sqrt(Var_beta(beta S / 2)) du``, ``u = ln beta``,
+    spread that variance evenly (Gelman & Meng 1998; the heat-capacity peaks
+    of the spectral model get dense rungs). Half of the spacing is kept
+    geometric so that no stretch of the ladder is left bare.
+
+    Parameters
+    ----------
+    betas : ndarray, shape (R + 1,)
+        Pilot ladder, ``betas[0] == 0``.
+    sum_sq : ndarray, shape (n_sweeps, R + 1, n_walkers)
+        Pilot samples of ``S``.
+    n : int
+        Positive rungs of the new ladder (same end points).
+
+    Returns
+    -------
+    ndarray, shape (n + 1,), ``[0, beta_1 .. beta_R]``
+    """
+    u = np.log(betas[1:])
+    var = np.var(
+        0.5
+        * betas[1:, None]
+        * sum_sq[:, 1:].transpose(1, 0, 2).reshape(betas.size - 1, -1),
+        axis=1,
+    )
+    rate = np.sqrt(var)
+    length = np.concatenate(
+        [[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(u))]
+    )
+    span = u[-1] - u[0]
+    mix = 0.5 * length / max(length[-1], 1e-12) + 0.5 * (u - u[0]) / span
+    new_u = np.interp(np.linspace(0.0, 1.0, n), mix, u)
+    return np.concatenate([[0.0], np.exp(new_u)])
 
 
 # ---------------------------------------------------------------------------
