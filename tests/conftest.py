@@ -142,8 +142,9 @@ def planted_results(ny=12, nx=16, ne=40, rank=3, rng=0, masked=((0, 0),)):
         coords={"y": y, "x": x, "mask": (("y", "x"), mask)},
         attrs={**attrs, "method": "peak_top_energy"},
     )
-    e1, e2 = 7723.0, 7721.0
-    classes = np.stack([pte > e1, (pte > e2) & (pte <= e1), pte <= e2]).astype(float)
+    # Contract: E1 <= E2; D1 is PTE > E2, D2 is E1 < PTE <= E2, D3 is PTE <= E1.
+    e1, e2 = 7721.0, 7723.0
+    classes = np.stack([pte > e2, (pte > e1) & (pte <= e2), pte <= e1]).astype(float)
     classes[:, mask] = np.nan
     cc, ww = np.nan_to_num(classes).reshape(3, -1), np.nan_to_num(w).reshape(rank, -1)
     ccorr = (cc @ ww.T) / np.outer(
@@ -177,8 +178,9 @@ def planted_bayes(energy, n_domains, rng):
         * np.exp(-0.5 * ((energy[None] - 7740.0) / 3.0) ** 2)
         * np.ones((n_domains, 1))
     )
-    parts = np.stack([step, wl, peak], axis=1)  # component, peak, energy
-    fit = parts.sum(1)
+    pad = np.full_like(peak, np.nan)  # a second peak no domain has: padding
+    parts = np.stack([step, wl, peak, pad], axis=1)  # component, peak, energy
+    fit = np.nansum(parts, axis=1)
     resid = rng.normal(scale=0.01, size=fit.shape)
     ks = np.arange(0, 4)
     betas = np.array([100.0, 1000.0, 10000.0])
@@ -194,11 +196,13 @@ def planted_bayes(energy, n_domains, rng):
     )
     return xr.Dataset(
         {
+            "data": (("component", "energy"), fit + resid),
             "fit": (("component", "energy"), fit),
             "residual": (("component", "energy"), resid),
             "components": (("component", "peak", "energy"), parts),
             "free_energy": (("component", "K", "beta"), f),
             "free_energy_se": (("component", "K", "beta"), np.full(f.shape, 0.1)),
+            "free_energy_min": (("component", "K"), f.min(-1) - 0.5),
             "k": ("component", np.ones(n_domains, int)),
             "b": ("component", np.full(n_domains, 100.0)),
             "map": (("component", "param"), chain.mean(1)),
@@ -215,7 +219,7 @@ def planted_bayes(energy, n_domains, rng):
             "beta": betas,
             "param": params,
             "bound": ["low", "high"],
-            "peak": ["step", "white_line", "peak_1"],
+            "peak": ["step", "white_line", "gauss_1", "gauss_2"],
         },
         attrs={"method": "bayes.decompose", "seed": 0, "params_json": "{}"},
     )

@@ -194,7 +194,7 @@ def test_crosscheck_matches_and_heatmap(results):
 def test_pte_sliders_rethreshold(results):
     view = PTEView.from_results(results)
     pte = _group(results, "pte")["pte"].values
-    assert (view.E1, view.E2) == (7723.0, 7721.0)
+    assert (view.E1, view.E2) == (7721.0, 7723.0)
     view.__panel__()
     view.param.update(E1=7721.0, E2=7723.5)  # any order: D1 is above the upper
     cls = view.classes()
@@ -228,15 +228,15 @@ def test_bayes_view_shows_data_fit_and_parts(results):
 
     fit = bayes_fit_plot(ds, 2)
     d = ds.sel(component=2)
-    assert_allclose(
-        _curve(fit, "data").dimension_values("mu"), d["fit"] + d["residual"]
-    )
+    assert_allclose(_curve(fit, "data").dimension_values("mu"), d["data"])
     assert_allclose(
         _curve(fit, "white line").dimension_values("mu"),
         d["components"].sel(peak="white_line"),
     )
+    # The all-NaN padding row (a peak this domain does not have) is not drawn.
+    assert [el.label for el in fit] == ["data", "fit", "step", "white line", "gauss 1"]
     fe = free_energy_plot(ds, 2)
-    assert_allclose(fe.Curve.I.dimension_values("F"), d["free_energy"].min("beta"))
+    assert_allclose(fe.Curve.I.dimension_values("F"), d["free_energy_min"])
     post = ewl_posterior_plot(ds)
     assert len(post) == ds.sizes["component"]
 

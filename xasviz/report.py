@@ -31,6 +31,7 @@ from bokeh.models import ColumnDataSource, CustomJS, Div, Slider, Span, Whisker
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
+from . import _report_bayes as rb
 from . import _report_figures as rf
 from ._errors import StackValidationError
 from ._validation import validate_stack
@@ -808,7 +809,7 @@ def _pte_section(tree, ctx):
         if cls is not None and "E1" in cls:
             e1, e2 = float(cls["E1"]), float(cls["E2"])
         else:
-            e1, e2 = (float(v) for v in np.quantile(finite, [2 / 3, 1 / 3]))
+            e1, e2 = (float(v) for v in np.quantile(finite, [1 / 3, 2 / 3]))
         hi, lo = max(e1, e2), min(e1, e2)
         cimg = np.where(
             np.isfinite(pimg),
@@ -946,35 +947,26 @@ def _bayes_section(tree, ctx):
             height=240,
             name=f"report_bayes_fit_{c}",
         )
-        if "residual" in d:
-            fig.scatter(
-                energy,
-                d["fit"].values + d["residual"].values,
-                color="black",
-                size=3,
-                legend_label="data",
-            )
+        data = rb.data_of(d)
+        if data is not None:
+            fig.scatter(energy, data, color="black", size=3, legend_label="data")
         fig.line(
             energy, d["fit"].values, color="#D55E00", line_width=2.5, legend_label="fit"
         )
-        if "components" in d:
-            for i, name in enumerate(d["peak"].values):
-                fig.line(
-                    energy,
-                    d["components"].sel(peak=name).values,
-                    color=rf.PALETTE[(i + 1) % len(rf.PALETTE)],
-                    line_dash="dashed" if i < 2 else "solid",
-                    line_width=1.5,
-                    legend_label=str(name).replace("_", " "),
-                )
+        for i, (name, part) in enumerate(rb.parts_of(d).items()):
+            fig.line(
+                energy,
+                part,
+                color=rf.PALETTE[(i + 1) % len(rf.PALETTE)],
+                line_dash="dashed" if i < 2 else "solid",
+                line_width=1.5,
+                legend_label=name,
+            )
         rf.finish_legend(fig)
         fits.append(fig)
     out = [row(fits[j : j + 3]) for j in range(0, len(fits), 3)]
     extra = []
-    if "free_energy" in ds:
-        f = ds["free_energy"]
-        if "beta" in f.dims:
-            f = f.min("beta")
+    if "free_energy" in ds or "free_energy_min" in ds:
         ffig = rf.spectra_figure(
             "Free energy F (minimum over noise level)",
             "F",
@@ -982,16 +974,13 @@ def _bayes_section(tree, ctx):
             width=340,
             height=240,
         )
-        curves = {}
-        for c in comps:
-            fc = f.sel(component=c) if c is not None else f
-            curves[f"domain {c}" if c is not None else "F"] = fc.values
-        rf.add_lines(ffig, f["K"].values, curves)
         for i, c in enumerate(comps):
-            fc = f.sel(component=c) if c is not None else f
-            ffig.scatter(
-                f["K"].values, fc.values, color=rf.PALETTE[i % len(rf.PALETTE)], size=6
-            )
+            ks, f, _ = rb.free_energy_of(rb.select(ds, c))
+            color = rf.PALETTE[i % len(rf.PALETTE)]
+            label = f"domain {c}" if c is not None else "F"
+            ffig.line(ks, f, color=color, line_width=2, legend_label=label)
+            ffig.scatter(ks, f, color=color, size=6, legend_label=label)
+        rf.finish_legend(ffig)
         ffig.legend.location = "top_right"
         extra.append(ffig)
     if "chain" in ds and "E_WL" in ds["param"].values:

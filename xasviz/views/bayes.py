@@ -10,35 +10,27 @@ import xarray as xr
 from panel.viewable import Viewer
 
 from .._errors import StackValidationError
+from .._report_bayes import data_of, free_energy_of, parts_of, select
 from ._common import PALETTE, get_group, require_vars, spectrum_curve
 
 __all__ = ["BayesView", "bayes_fit_plot", "free_energy_plot", "ewl_posterior_plot"]
 
 
-def _select(ds: xr.Dataset, component) -> xr.Dataset:
-    if component is not None and "component" in ds.dims:
-        return ds.sel(component=component)
-    return ds
-
-
-def _component_label(name: str) -> str:
-    return str(name).replace("_", " ")
-
-
 def bayes_fit_plot(ds: xr.Dataset, component=None) -> hv.Overlay:
     """Data, fit, and the parts of the model (eqs. 14-15) of one spectrum.
 
-    The data are ``fit + residual``; the parts are the rows of
-    ``components`` (peak, energy): step plus white line and each peak.
+    The data are ``data`` (or ``fit + residual``); the parts are the rows of
+    ``components`` (peak, energy): step, white line and each peak.
     """
-    d = _select(ds, component)
+    d = select(ds, component)
     energy = d["energy"].values
     fit = d["fit"].values
     elems = []
-    if "residual" in d:
+    data = data_of(d)
+    if data is not None:
         elems.append(
             hv.Scatter(
-                (energy, fit + d["residual"].values),
+                (energy, data),
                 kdims=[hv.Dimension("energy", label="Energy (eV)")],
                 vdims=[hv.Dimension("mu", label="Normalised absorbance")],
                 label="data",
@@ -47,19 +39,17 @@ def bayes_fit_plot(ds: xr.Dataset, component=None) -> hv.Overlay:
     elems.append(
         spectrum_curve(energy, fit, label="fit", color="#D55E00", line_width=2.5)
     )
-    if "components" in d:
-        comp = d["components"]
-        for i, name in enumerate(comp["peak"].values):
-            elems.append(
-                spectrum_curve(
-                    energy,
-                    comp.sel(peak=name).values,
-                    label=_component_label(name),
-                    color=PALETTE[(i + 1) % len(PALETTE)],
-                    line_dash="dashed" if i < 2 else "solid",
-                    line_width=1.5,
-                )
+    for i, (name, part) in enumerate(parts_of(d).items()):
+        elems.append(
+            spectrum_curve(
+                energy,
+                part,
+                label=name,
+                color=PALETTE[(i + 1) % len(PALETTE)],
+                line_dash="dashed" if i < 2 else "solid",
+                line_width=1.5,
             )
+        )
     k = int(d["k"]) if "k" in d else None
     title = "Bayesian decomposition"
     if component is not None:
@@ -78,33 +68,25 @@ def bayes_fit_plot(ds: xr.Dataset, component=None) -> hv.Overlay:
 def free_energy_plot(ds: xr.Dataset, component=None) -> hv.Overlay:
     """Bayes free energy F against the number of peaks K.
 
-    With a ``beta`` (noise precision) axis, F is shown at its minimum over
-    beta for each K, with standard errors when ``free_energy_se`` is present.
+    F is shown at its minimum over the noise precision beta for each K
+    (``free_energy_min``), with standard errors when present.
     """
-    d = _select(ds, component)
-    f = d["free_energy"]
-    se = d.get("free_energy_se")
-    if "beta" in f.dims:
-        ib = f.fillna(np.inf).argmin("beta")
-        f = f.isel(beta=ib)
-        se = se.isel(beta=ib) if se is not None else None
+    d = select(ds, component)
+    ks, f, se = free_energy_of(d)
     kd = [hv.Dimension("K", label="Number of peaks K")]
     vd = [hv.Dimension("F", label="Free energy F")]
-    ks = f["K"].values.astype(float)
     elems = [
-        hv.Curve((ks, f.values), kdims=kd, vdims=vd).opts(color="#0072B2"),
-        hv.Scatter((ks, f.values), kdims=kd, vdims=vd).opts(size=6, tools=["hover"]),
+        hv.Curve((ks, f), kdims=kd, vdims=vd).opts(color="#0072B2"),
+        hv.Scatter((ks, f), kdims=kd, vdims=vd).opts(size=6, tools=["hover"]),
     ]
     if se is not None:
-        elems.append(
-            hv.ErrorBars((ks, f.values, se.values), kdims=kd, vdims=[*vd, "se"])
-        )
+        elems.append(hv.ErrorBars((ks, f, se), kdims=kd, vdims=[*vd, "se"]))
     if "k" in d:
         kbest = int(d["k"])
-        if kbest in f["K"].values:
+        if kbest in ks:
             elems.append(
                 hv.Scatter(
-                    [(kbest, float(f.sel(K=kbest)))],
+                    [(kbest, float(f[np.flatnonzero(ks == kbest)[0]]))],
                     kdims=kd,
                     vdims=vd,
                     label=f"chosen K = {kbest}",
@@ -184,7 +166,7 @@ class BayesView(Viewer):
 
     def table(self) -> pn.pane.DataFrame | pn.pane.Markdown:
         """MAP value and credible interval of each parameter of the shown domain."""
-        d = _select(self._ds, self.component)
+        d = select(self._ds, self.component)
         if "map" not in d:
             return pn.pane.Markdown("")
         rows = {"MAP": d["map"].values}

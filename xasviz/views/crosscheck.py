@@ -148,8 +148,9 @@ def threshold_classes(pte: np.ndarray, e1: float, e2: float) -> np.ndarray:
     """Split a PTE map into D1-D3 by two thresholds (paper 2.6).
 
     D1 holds the highest peak-top energies (above the upper threshold), D3 the
-    lowest (at or below the lower one), D2 the rest. The thresholds may be
-    given in either order.
+    lowest (at or below the lower one), D2 the rest, as in
+    :func:`xasviz.pte_classes` (which names the lower threshold E1). The
+    thresholds may be given in either order.
 
     Parameters
     ----------
@@ -200,8 +201,8 @@ class PTEView(Viewer):
     table of cosines; nothing is refitted.
     """
 
-    E1 = param.Number(default=0.0, doc="Upper PTE threshold (eV)")
-    E2 = param.Number(default=0.0, doc="Lower PTE threshold (eV)")
+    E1 = param.Number(default=0.0, doc="Lower PTE threshold (eV): D3 is PTE <= E1")
+    E2 = param.Number(default=0.0, doc="Upper PTE threshold (eV): D1 is PTE > E2")
 
     def __init__(self, pte, domains=None, classes=None, **params):
         require_vars(pte, ["pte"], "peak_top_energy result")
@@ -220,7 +221,7 @@ class PTEView(Viewer):
             params.setdefault("E1", float(np.clip(float(classes["E1"]), lo, hi)))
             params.setdefault("E2", float(np.clip(float(classes["E2"]), lo, hi)))
         else:
-            q1, q2 = np.quantile(finite, [2 / 3, 1 / 3])
+            q1, q2 = np.quantile(finite, [1 / 3, 2 / 3])
             params.setdefault("E1", float(q1))
             params.setdefault("E2", float(q2))
         self._domains = domains
