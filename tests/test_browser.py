@@ -139,6 +139,24 @@ def test_saved_report_click_rebuilds_spectrum(page, results, tmp_path):
     )
     page.screenshot(path=str(ARTIFACTS / "browser_report_top.png"), full_page=False)
 
+    # Moving the thresholds re-classifies the PTE map in the page.
+    page.evaluate("() => { byName('pte_E1').value = 7721.0; }")
+    page.evaluate("() => { byName('pte_E2').value = 7725.0; }")
+    classes = page.evaluate(
+        "() => Array.from(byName('pte_class_source').data.image[0])"
+    )
+    page.evaluate(
+        "() => Bokeh.index.find_one(byName('report_pte_classes')).el.scrollIntoView()"
+    )
+    page.screenshot(path=str(ARTIFACTS / "browser_report_pte.png"))
+
+    pte = results["pte"]["pte"].values.ravel()
+    expect_cls = np.where(pte > 7725.0, 1.0, np.where(pte > 7721.0, 2.0, 3.0))
+    expect_cls[~np.isfinite(pte)] = np.nan
+    got_cls = np.array([np.nan if v is None else v for v in classes], dtype=float)
+    assert_allclose(got_cls, expect_cls)
+    assert set(np.unique(got_cls[np.isfinite(got_cls)])) == {2.0, 3.0}
+
     onmf, inp = results["onmf"], results["input"]
     w = onmf["domains"].values[:, 9, 3]
     expect = w @ onmf["spectra"].values + inp["reference"].values

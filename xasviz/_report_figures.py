@@ -131,6 +131,7 @@ def map_figure(
     name: str | None = None,
     ticks: dict[int, str] | None = None,
     tap: bool = False,
+    robust: bool = False,
 ):
     """An equal-aspect map with a colour bar, hover and linked zoom.
 
@@ -140,10 +141,13 @@ def map_figure(
     """
     data = np.asarray(source.data["image"][0], dtype=float)
     finite = data[np.isfinite(data)]
+    # Robust limits (1st-99th percentile) keep a few outliers, e.g. failed
+    # peak fits, from washing out the colour scale; hover shows true values.
+    qlo, qhi = (1.0, 99.0) if robust else (0.0, 100.0)
     if low is None:
-        low = float(finite.min()) if finite.size else 0.0
+        low = float(np.percentile(finite, qlo)) if finite.size else 0.0
     if high is None:
-        high = float(finite.max()) if finite.size else 1.0
+        high = float(np.percentile(finite, qhi)) if finite.size else 1.0
     if high <= low:
         low, high = low - 0.5, high + 0.5
     fw, fh = grid.frame_size(width)

@@ -319,6 +319,7 @@ def _stack_section(tree, ctx):
         rf.image_source(ctx.image(mean_img)),
         title="Mean over energy",
         clabel="absorbance",
+        robust=True,
         palette=rf.GREYS,
         width=ctx.map_width,
         name="report_mean_map",
@@ -328,6 +329,7 @@ def _stack_section(tree, ctx):
         rf.image_source(ctx.image(edge)),
         title="Edge step",
         clabel=edge.attrs.get("units") or "edge step",
+        robust=True,
         width=ctx.map_width,
     )
     figs = [mean_fig, edge_fig]
@@ -448,6 +450,7 @@ def _bcv_section(tree, ctx):
     )
     fig.scatter("rank", "mean", source=src, size=7)
     fig.add_layout(Whisker(base="rank", lower="lo", upper="hi", source=src))
+    fig.xaxis.ticker = [int(r) for r in ranks]
     chosen = tree.attrs.get("chosen_rank")
     best = int(bcv["best_rank"]) if "best_rank" in bcv else None
     if chosen is None:
@@ -800,6 +803,7 @@ def _pte_section(tree, ctx):
         title="Peak-top energy",
         clabel="PTE (eV)",
         width=ctx.map_width,
+        robust=True,
         name="report_pte_map",
     )
     finite = pimg[np.isfinite(pimg)]
@@ -832,6 +836,7 @@ def _pte_section(tree, ctx):
         out_figs.append(cfig)
         step = max(float(finite.max() - finite.min()) / 400, 1e-3)
         s1 = Slider(
+            name="pte_E1",
             title="E1 (eV)",
             start=float(finite.min()),
             end=float(finite.max()),
@@ -841,6 +846,7 @@ def _pte_section(tree, ctx):
             format="0.00",
         )
         s2 = Slider(
+            name="pte_E2",
             title="E2 (eV)",
             start=float(finite.min()),
             end=float(finite.max()),

@@ -113,6 +113,7 @@ def map_image(
     symmetric: bool = False,
     clim: tuple[float, float] | None = None,
     colorbar_opts: dict | None = None,
+    robust: bool = False,
 ) -> hv.Image:
     """A 2-D map (dims y, x) as an equal-aspect HoloViews image with a colour bar.
 
@@ -147,7 +148,14 @@ def map_image(
         # one range across every map of a layout with the same value name.
         finite = np.asarray(da.values, dtype=float)
         finite = finite[np.isfinite(finite)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0, 1)
+        # Robust limits (1st-99th percentile) keep a few outliers, e.g. failed
+        # peak fits, from washing out the colour scale.
+        q = (1.0, 99.0) if robust else (0.0, 100.0)
+        lo, hi = (
+            (float(np.percentile(finite, q[0])), float(np.percentile(finite, q[1])))
+            if finite.size
+            else (0.0, 1.0)
+        )
         if symmetric:
             lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
         clim = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)

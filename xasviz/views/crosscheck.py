@@ -312,7 +312,11 @@ class PTEView(Viewer):
         if self._layout is not None:
             return self._layout
         pte_map = map_image(
-            self._pte_da, title="Peak-top energy", clabel="PTE (eV)", width=300
+            self._pte_da,
+            title="Peak-top energy",
+            clabel="PTE (eV)",
+            width=300,
+            robust=True,
         )
         bind = (self.param.E1, self.param.E2)
         self.plots["classes"] = hv.DynamicMap(pn.bind(self._class_map, *bind))

@@ -174,6 +174,7 @@ class StackExplorer(Viewer):
             width=380,
             name="stack_map",
             tools=("hover", "tap", "box_select"),
+            robust=True,
         )
 
     def _on_tap(self, x=None, y=None):
