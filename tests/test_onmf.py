@@ -105,12 +105,14 @@ def test_objective_history_settles(easy):
         # The objective matches the residual computed directly.
         W = np.nan_to_num(res["domains"].values).reshape(4, -1)
         R = diff.values.reshape(-1, EASY["n_energy"]) - W.T @ res["spectra"].values
-        np.testing.assert_allclose(obj[-1], np.sum(R**2), rtol=1e-8)
+        # float32 fit: the objective from products is good to ~1e-7 ||X||^2.
+        xnorm2 = float(np.sum(diff.values**2))
+        np.testing.assert_allclose(obj[-1], np.sum(R**2), atol=1e-6 * xnorm2)
 
 
 def test_exact_factorization_to_float_precision():
     da, W, H = exact_problem()
-    res = xasviz.onmf(da, 4, rng=0)
+    res = xasviz.onmf(da, 4, rng=0, dtype="float64")
     assert float(res["relative_error"]) < 1e-7
     cos, rows, cols = matched_cosines(res["domains"].values, W)
     np.testing.assert_allclose(cos, 1.0, atol=1e-12)
@@ -211,9 +213,10 @@ def test_same_seed_same_result_and_provenance(easy):
     assert a.attrs["seed"] == 11 and a.attrs["method"] == "onmf"
     assert '"rank": 4' in a.attrs["params_json"]
     assert a["restart_objective"].size == 2
-    assert float(a["objective"][-1]) == pytest.approx(
-        float(a["restart_objective"].min())
-    )
+    # The kept run is the start with the lowest screened objective.
+    screened = a["objective"].values[a.attrs["screen"] - 1]
+    assert screened == pytest.approx(float(a["restart_objective"].min()))
+    assert float(a["objective"][-1]) <= screened
 
 
 def test_float32_matches_float64(easy, easy_fit):

@@ -27,7 +27,6 @@ array that supports ``@`` and ``.T`` (numpy, dask).
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,13 +72,61 @@ def row_norms2(X, chunk: int = 16384) -> np.ndarray:
 # ------------------------------------------------------------- initialisation
 
 
+def _kmeans_pp(Y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding: each new centre drawn with probability ~ D(x)^2."""
+    sq = np.einsum("ij,ij->i", Y, Y)
+    centres = [Y[rng.integers(len(Y))]]
+    d2 = np.maximum(sq - 2 * Y @ centres[0] + centres[0] @ centres[0], 0.0)
+    for _ in range(1, k):
+        total = d2.sum()
+        i = rng.choice(len(Y), p=d2 / total) if total > 0 else rng.integers(len(Y))
+        centres.append(Y[i])
+        d2 = np.minimum(d2, np.maximum(sq - 2 * Y @ Y[i] + Y[i] @ Y[i], 0.0))
+    return np.array(centres)
+
+
+def _lloyd(Y: np.ndarray, centres: np.ndarray, max_iter: int = 30):
+    """Lloyd iterations; returns (centres, labels, inertia)."""
+    sq = np.einsum("ij,ij->i", Y, Y)
+    labels = None
+    for _ in range(max_iter):
+        d2 = sq[:, None] - 2 * Y @ centres.T + np.sum(centres**2, axis=1)
+        new = np.argmin(d2, axis=1)
+        # A start needs no exact partition: stop when < 0.1 % of labels move.
+        if labels is not None and np.count_nonzero(new != labels) <= 1e-3 * len(Y):
+            break
+        labels = new
+        onehot = labels == np.arange(centres.shape[0])[:, None]
+        counts = onehot.sum(axis=1)
+        sums = onehot.astype(Y.dtype) @ Y
+        # An emptied centre keeps its place; the caller's dead-column rule
+        # deals with it if it stays empty.
+        filled = counts > 0
+        centres[filled] = sums[filled] / counts[filled, None]
+    inertia = float(np.maximum(d2[np.arange(len(Y)), labels], 0).sum())
+    return centres, labels, inertia
+
+
+def kmeans_centres(
+    Y: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 5
+) -> np.ndarray:
+    """Best of ``n_init`` k-means++ / Lloyd runs on the rows of ``Y``, (k, n)."""
+    best = None
+    for _ in range(n_init):
+        centres, _, inertia = _lloyd(Y, _kmeans_pp(Y, k, rng))
+        if best is None or inertia < best[1]:
+            best = (centres, inertia)
+    return best[0]
+
+
 def init_kmeans(
     X, rank: int, rng: np.random.Generator, *, sample: int = 4000, n_kmeans: int = 5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Start from k-means clusters of a random subsample of pixels.
 
-    k-means runs on ``sample`` randomly drawn rows only; every pixel is then
-    assigned to its nearest centre through one product ``X C^T`` (the distance
+    k-means (k-means++ seeding, Lloyd iterations, best of ``n_kmeans``) runs
+    on ``sample`` randomly drawn rows only; every pixel is then assigned to its
+    nearest centre through one product ``X C^T`` (the distance
     ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2`` needs no other pass). W starts
     as the unit-norm one-hot cluster maps and H as ``X^T W``, the exact H for
     that W when the clusters do not overlap.
@@ -89,21 +136,10 @@ def init_kmeans(
     Wt : ndarray, shape (rank, m), dtype of X
     Ht : ndarray, shape (rank, n), float64
     """
-    from sklearn.cluster import KMeans
-    from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
-
     m = X.shape[0]
     idx = np.sort(rng.choice(m, size=min(m, max(sample, 20 * rank)), replace=False))
     sub = np.asarray(X[idx], dtype=np.float64)
-    km = KMeans(
-        n_clusters=rank, n_init=n_kmeans, random_state=int(rng.integers(2**31 - 1))
-    )
-    with warnings.catch_warnings():
-        # Fewer distinct pixels than clusters (e.g. noise-free data) is handled
-        # below and by the dead-column rule; scikit-learn's warning is noise.
-        warnings.simplefilter("ignore", SkConvergenceWarning)
-        km.fit(sub)
-    centres = km.cluster_centers_
+    centres = kmeans_centres(sub, rank, rng, n_init=n_kmeans)
     dist = -2.0 * _xh(X, centres) + np.sum(centres**2, axis=1)[:, None]
     labels = np.argmin(dist, axis=0)
     onehot = labels[None, :] == np.arange(rank)[:, None]
