@@ -39,8 +39,9 @@ def min_matched_cosine(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def one_cell(size, n_domains, snr, shift, seed, ranks, do_bcv):
-    import xasviz
     from sklearn.cluster import KMeans
+
+    import xasviz
     from xasviz.synthetic import make_stack
 
     s = make_stack(
