@@ -79,13 +79,17 @@ class MapGrid:
         self.y = np.asarray(y, dtype=float)
         self.dx = float(self.x[1] - self.x[0]) if self.x.size > 1 else 1.0
         self.dy = float(self.y[1] - self.y[0]) if self.y.size > 1 else 1.0
-        self.units = units
+        self.units = "µm" if units in ("um", "micron", "microns") else units
         # One pair of ranges for all maps: zooming one map zooms them all.
         x0, x1 = self.x[0] - self.dx / 2, self.x[-1] + self.dx / 2
         y0, y1 = self.y[0] - self.dy / 2, self.y[-1] + self.dy / 2
         self.x_range = Range1d(x0, x1, bounds="auto")
-        # Inverted y: row 0 at the top, as the detector frame is displayed.
-        self.y_range = Range1d(y1, y0, bounds="auto")
+        # Pixel indices: row 0 at the top, as the detector frame is shown.
+        # Physical coordinates (stage positions): y increases upwards.
+        if units == "pixel":
+            self.y_range = Range1d(y1, y0, bounds="auto")
+        else:
+            self.y_range = Range1d(y0, y1, bounds="auto")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -235,12 +239,23 @@ def add_lines(fig, x, curves: dict[str, np.ndarray], *, width=2.0, dash="solid")
     finish_legend(fig)
 
 
-def finish_legend(fig):
-    if fig.legend:
-        fig.legend.click_policy = "hide"
-        fig.legend.label_text_font_size = "9pt"
-        fig.legend.location = "top_left"
-        fig.legend.background_fill_alpha = 0.6
+def finish_legend(fig, outside: bool | None = None):
+    """Clickable legend; with more than three entries it moves beside the
+    plot, where it cannot hide the curves. Safe to call more than once."""
+    if not fig.legend:
+        return
+    leg = fig.legend[0]
+    leg.click_policy = "hide"
+    leg.label_text_font_size = "9pt"
+    leg.background_fill_alpha = 0.6
+    if outside is None:
+        outside = len(leg.items) > 3
+    if outside and leg not in fig.right:
+        fig.center = [r for r in fig.center if r is not leg]
+        fig.add_layout(leg, "right")
+        leg.location = "top_left"
+    elif leg not in fig.right:
+        leg.location = "top_left"
 
 
 def heatmap_figure(

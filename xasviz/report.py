@@ -475,7 +475,7 @@ def _bcv_section(tree, ctx):
                 line_color="gray",
             )
         )
-    rf.finish_legend(fig)
+    rf.finish_legend(fig, outside=False)
     fig.legend.location = "top_right"
     rows = [("chosen rank", str(chosen))]
     for key in ("best_rank", "min_rank", "one_se_rank"):
@@ -521,7 +521,9 @@ def _onmf_section(tree, ctx):
         if inp is not None and "reference" in inp
         else None
     )
-    vmax = float(np.nanmax(w)) if np.isfinite(w).any() else 1.0
+    # A shared colour scale, robust to a few pixels with very large weights.
+    vmax = float(np.nanpercentile(w, 99.5)) if np.isfinite(w).any() else 1.0
+    vmax = vmax if vmax > 0 else 1.0
     sources = [
         rf.image_source(w[i], name=f"domain_source_{k}") for i, k in enumerate(comps)
     ]

@@ -96,9 +96,11 @@ def nearest_index(coord: np.ndarray, value: float) -> int:
     return int(np.nanargmin(np.abs(coord - float(value))))
 
 
-def _axis_label(da: xr.DataArray, dim: str) -> str:
+def _units(da: xr.DataArray, dim: str) -> str:
     units = da[dim].attrs.get("units") if dim in da.coords else None
-    return f"{dim} ({units})" if units else f"{dim} (pixel)"
+    if not units:
+        return "pixel"
+    return "µm" if units in ("um", "micron", "microns") else str(units)
 
 
 def map_image(
@@ -117,16 +119,17 @@ def map_image(
 ) -> hv.Image:
     """A 2-D map (dims y, x) as an equal-aspect HoloViews image with a colour bar.
 
-    The y axis points down so that the picture looks as it does in the
-    detector frame (row 0 at the top).
+    With pixel-index coordinates the y axis points down, so the picture looks
+    as it does in the detector frame (row 0 at the top); with physical
+    coordinates (a ``units`` attr on ``y``) y increases upwards.
     """
     da = da.transpose("y", "x")
     vname = clabel or (da.name or "value")
     img = hv.Image(
         (da["x"].values, da["y"].values, np.asarray(da.values, dtype=float)),
         kdims=[
-            hv.Dimension("x", label=_axis_label(da, "x")),
-            hv.Dimension("y", label=_axis_label(da, "y")),
+            hv.Dimension("x", label=f"x ({_units(da, 'x')})"),
+            hv.Dimension("y", label=f"y ({_units(da, 'y')})"),
         ],
         vdims=[hv.Dimension("value", label=vname)],
     )
@@ -137,7 +140,9 @@ def map_image(
         clabel=vname,
         data_aspect=1,
         frame_width=width,
-        invert_yaxis=True,
+        # Pixel indices: row 0 at the top, as the detector frame is shown.
+        # Physical coordinates (stage positions): y increases upwards.
+        invert_yaxis=_units(da, "y") == "pixel",
         tools=list(tools),
         toolbar="above",
         fontscale=1.1,

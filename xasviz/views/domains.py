@@ -63,7 +63,10 @@ def _frame(da: xr.DataArray, color: str, show: bool) -> hv.Rectangles:
 def domain_gallery(onmf: xr.Dataset, *, width: int = 230) -> list[hv.Image]:
     """One equal-aspect map per domain, on a shared colour scale (static)."""
     require_vars(onmf, ["domains"], "onmf result")
-    vmax = float(np.nanmax(onmf["domains"].values)) if onmf["domains"].size else 1.0
+    # One colour scale for all maps, robust to a few very large weights.
+    w = onmf["domains"].values
+    vmax = float(np.nanpercentile(w, 99.5)) if np.isfinite(w).any() else 1.0
+    vmax = vmax if vmax > 0 else 1.0
     maps = []
     for k in onmf["component"].values:
         maps.append(
