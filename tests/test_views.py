@@ -186,6 +186,18 @@ def test_crosscheck_matches_and_heatmap(results):
         assert view.matched() == int(
             corr["kmeans"].values[int(corr["match"].sel(onmf=k))]
         )
+    # The title of the matched map quotes the matched pair's cosine, which is
+    # not always the largest of its row.
+    corr = corr.copy()
+    corr["match"] = ("onmf", np.roll(corr["match"].values, 1))
+    corr = corr.drop_vars("matched_correlation")
+    view2 = CrossCheckView(
+        corr, a=_group(results, "onmf"), b=_group(results, "kmeans"), pair=1
+    )
+    right = view2._pair_maps().object.values()[1]
+    expect = float(corr["correlation"].values[0, corr["match"].values[0]])
+    assert right.opts.get().kwargs["title"].endswith(f"(r = {expect:.2f})")
+    assert expect < corr["correlation"].values[0].max()
     heat = view.__panel__()[0].object.HeatMap.I
     got = heat.dimension_values("correlation")
     assert_allclose(np.sort(got), np.sort(corr["correlation"].values.ravel()))

@@ -24,6 +24,7 @@ __all__ = [
     "spectrum_curve",
     "endpoint_normalize",
     "ENERGY_LABEL",
+    "adopt_coord_attrs",
     "PALETTE",
 ]
 
@@ -202,6 +203,24 @@ def endpoint_normalize(spectrum: np.ndarray) -> np.ndarray:
     if not np.isfinite(step) or step == 0:
         return np.full_like(s, np.nan)
     return (s - s[0]) / step
+
+
+def adopt_coord_attrs(ds, ref):
+    """``ds`` with the attrs (units) of ``ref``'s x and y coordinates.
+
+    Results saved without coordinate attrs still get the stack's units
+    (e.g. µm), and so the same axis labels and orientation, on their maps.
+    """
+    if ds is None or ref is None:
+        return ds
+    attrs = {
+        d: ref[d].attrs
+        for d in ("x", "y")
+        if d in ref.coords and d in ds.coords and ref[d].attrs.get("units")
+    }
+    if not attrs:
+        return ds
+    return ds.assign_coords({d: ds[d].assign_attrs(a) for d, a in attrs.items()})
 
 
 def require_vars(ds: xr.Dataset, names, what: str) -> None:

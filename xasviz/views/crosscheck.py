@@ -11,7 +11,7 @@ from bokeh.models import FixedTicker
 from panel.viewable import Viewer
 
 from .._errors import StackValidationError
-from ._common import get_group, map_image, require_vars
+from ._common import adopt_coord_attrs, get_group, map_image, require_vars
 
 __all__ = ["CrossCheckView", "PTEView", "correlation_heatmap", "threshold_classes"]
 
@@ -80,7 +80,8 @@ class CrossCheckView(Viewer):
     def __init__(self, correlation, a=None, b=None, **params):
         require_vars(correlation, ["correlation"], "correlation result")
         self._corr = correlation
-        self._a, self._b = a, b
+        ref = a if a is not None else b
+        self._a, self._b = a, adopt_coord_attrs(b, ref)
         da = correlation["correlation"].dims[0]
         self._names = correlation["correlation"].dims
         self.param.pair.objects = [int(v) for v in correlation[da].values]
@@ -93,9 +94,10 @@ class CrossCheckView(Viewer):
         corr = get_group(results, "correlation_kmeans")
         if corr is None:
             raise StackValidationError("the results hold no /correlation_kmeans group.")
+        inp = get_group(results, "input")
         return cls(
             corr,
-            a=get_group(results, "onmf"),
+            a=adopt_coord_attrs(get_group(results, "onmf"), inp),
             b=get_group(results, "kmeans"),
             **params,
         )
@@ -108,12 +110,23 @@ class CrossCheckView(Viewer):
         labels = self._corr[self._names[1]].values
         return int(labels[idx]) if 0 <= idx < len(labels) else None
 
+    def matched_correlation(self) -> float:
+        """Cosine between ``pair`` and its matched map (NaN when unmatched)."""
+        sel = {self._names[0]: self.pair}
+        if "matched_correlation" in self._corr:
+            return float(self._corr["matched_correlation"].sel(sel))
+        if "match" not in self._corr:
+            return float("nan")
+        idx = int(self._corr["match"].sel(sel))
+        row = self._corr["correlation"].sel(sel).values
+        return float(row[idx]) if 0 <= idx < row.size else float("nan")
+
     @param.depends("pair")
     def _pair_maps(self):
         if self._a is None or self._b is None:
             return pn.pane.Markdown("Pass both results to see the matched maps.")
         k2 = self.matched()
-        r = float(self._corr["correlation"].sel({self._names[0]: self.pair}).max())
+        r = self.matched_correlation()
         left = map_image(
             self._a["domains"].sel(component=self.pair),
             title=f"{self._names[0]} {self.pair}",
@@ -224,7 +237,7 @@ class PTEView(Viewer):
             q1, q2 = np.quantile(finite, [1 / 3, 2 / 3])
             params.setdefault("E1", float(q1))
             params.setdefault("E2", float(q2))
-        self._domains = domains
+        self._domains = adopt_coord_attrs(domains, pte)
         super().__init__(**params)
         self.plots: dict[str, hv.DynamicMap] = {}
         self._layout = None
@@ -235,7 +248,7 @@ class PTEView(Viewer):
         if pte is None:
             raise StackValidationError("the results hold no /pte group.")
         return cls(
-            pte,
+            adopt_coord_attrs(pte, get_group(results, "input")),
             domains=get_group(results, "onmf"),
             classes=get_group(results, "pte_classes"),
             **params,

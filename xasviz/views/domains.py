@@ -13,6 +13,7 @@ from .._errors import StackValidationError
 from .._validation import validate_spectrum
 from ._common import (
     PALETTE,
+    adopt_coord_attrs,
     get_group,
     map_image,
     nearest_index,
@@ -141,6 +142,7 @@ class DomainExplorer(Viewer):
                     "the stack the factorization was computed from."
                 )
             self._stack = np.asarray(stack.values)
+            self._onmf = onmf = adopt_coord_attrs(onmf, stack)
         comps = [int(c) for c in onmf["component"].values]
         self.param.component.objects = comps
         params.setdefault("component", comps[0])
@@ -240,7 +242,7 @@ class DomainExplorer(Viewer):
             title=f"Domain {kind} spectra (selected: {component})",
             frame_width=340,
             frame_height=240,
-            legend_position="top_left",
+            legend_position="right",
             backend_opts={"plot.name": "domain_spectra"},
         )
 
@@ -348,9 +350,10 @@ class DomainExplorer(Viewer):
             widgets,
             pn.pane.HoloViews(gallery, linked_axes=False),
             pn.Row(
-                pn.pane.HoloViews(spectra),
-                pn.pane.HoloViews(pixel),
-                pn.pane.HoloViews(weights),
+                # Unlinked: a pixel spectrum needs its own absorbance range.
+                pn.pane.HoloViews(spectra, linked_axes=False),
+                pn.pane.HoloViews(pixel, linked_axes=False),
+                pn.pane.HoloViews(weights, linked_axes=False),
             ),
         )
         return self._layout

@@ -13,7 +13,13 @@ import xarray as xr
 from panel.viewable import Viewer
 
 from .._errors import StackValidationError
-from ._common import PALETTE, get_group, require_vars, spectrum_curve
+from ._common import (
+    PALETTE,
+    adopt_coord_attrs,
+    get_group,
+    require_vars,
+    spectrum_curve,
+)
 from .domains import domain_gallery
 
 __all__ = ["RankSelector", "bcv_plot"]
@@ -114,7 +120,9 @@ class RankSelector(Viewer):
         bcv = get_group(results, "bcv")
         if bcv is None:
             raise StackValidationError("the results hold no /bcv group.")
-        onmf = get_group(results, "onmf")
+        onmf = adopt_coord_attrs(
+            get_group(results, "onmf"), get_group(results, "input")
+        )
         facts = {} if onmf is None else {onmf.sizes["component"]: onmf}
         return cls(bcv, factorizations=facts, compute=compute, **params)
 
