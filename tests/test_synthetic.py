@@ -24,8 +24,9 @@ def test_domains_partition_the_image_into_connected_shapes():
         _, n_parts = ndimage.label(labels == k)
         # A domain may shed a few pixels at a rough border, but its bulk is one
         # shape: the largest connected part holds at least 95 % of it.
-        sizes = ndimage.sum(labels == k, ndimage.label(labels == k)[0],
-                            range(1, n_parts + 1))
+        sizes = ndimage.sum(
+            labels == k, ndimage.label(labels == k)[0], range(1, n_parts + 1)
+        )
         assert sizes.max() >= 0.95 * (labels == k).sum()
 
 
@@ -46,10 +47,8 @@ def test_same_seed_same_stack_other_seed_other_stack():
 
 
 def test_shift_controls_spectral_difference():
-    small = make_stack(size=20, n_energy=60, n_domains=4, snr_db=None, shift=0.1,
-                       rng=2)
-    large = make_stack(size=20, n_energy=60, n_domains=4, snr_db=None, shift=2.0,
-                       rng=2)
+    small = make_stack(size=20, n_energy=60, n_domains=4, snr_db=None, shift=0.1, rng=2)
+    large = make_stack(size=20, n_energy=60, n_domains=4, snr_db=None, shift=2.0, rng=2)
     spread = lambda s: float(np.ptp(s.spectra.values, axis=0).max())  # noqa: E731
     assert spread(small) < spread(large)
 
@@ -63,3 +62,16 @@ def test_float32_and_bad_arguments():
         make_stack(size=10, energy_range=(10.0, 5.0))
     with pytest.raises(ValueError, match="dtype"):
         make_stack(size=10, dtype=np.int32)
+
+
+def test_snr_against_difference_signal():
+    s = make_stack(
+        size=40, n_energy=50, n_domains=3, snr_db=10, snr_signal="difference", rng=4
+    )
+    diff_clean = (s.clean - s.reference).values
+    diff_noisy = (s.stack - s.reference).values
+    assert snr_of(diff_clean, diff_noisy) == pytest.approx(10, abs=0.1)
+    a = make_stack(size=40, n_energy=50, n_domains=3, snr_db=10, rng=4)
+    assert s.sigma < a.sigma  # the difference signal is the smaller one
+    with pytest.raises(ValueError, match="snr_signal"):
+        make_stack(size=10, snr_signal="peak")

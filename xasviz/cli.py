@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--normalize",
         default="endpoints",
-        choices=["endpoints", "edge_step"],
-        help="normalisation method (default: endpoints, as in the paper)",
+        choices=["endpoints", "edge_step", "none"],
+        help="normalisation method (default: endpoints, as in the paper); "
+        "'none' for stacks already on the normalised scale",
     )
     a.add_argument("--e0", type=float, help="edge energy for edge_step normalisation")
     a.add_argument("--ranks", default="2-9", help="ranks for BCV, e.g. 4-12")
@@ -150,7 +151,7 @@ def _cmd_analyze(args) -> int:
     results = analyze(
         stack,
         reference,
-        normalization=args.normalize,
+        normalization=None if args.normalize == "none" else args.normalize,
         normalize_kwargs=normalize_kwargs,
         ranks=args.ranks,
         rank=args.rank,

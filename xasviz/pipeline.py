@@ -110,7 +110,7 @@ def analyze(
     stack: xr.DataArray,
     reference: xr.DataArray | None = None,
     *,
-    normalization: str = "endpoints",
+    normalization: str | None = "endpoints",
     normalize_kwargs: dict | None = None,
     ranks: str | Iterable[int] = "2-9",
     rank: int | None = None,
@@ -138,8 +138,11 @@ def analyze(
         normalised with the same method as the stack and interpolated onto the
         stack's energies. Default: the mean normalised spectrum of all valid
         pixels, which makes the difference spectra deviations from the average.
-    normalization : {"endpoints", "edge_step"}
-        See :func:`xasviz.normalize`; ``normalize_kwargs`` are passed on.
+    normalization : {"endpoints", "edge_step"} or None
+        See :func:`xasviz.normalize`; ``normalize_kwargs`` are passed on. None
+        skips normalisation, for stacks already on the normalised scale (such
+        as :mod:`xasviz.synthetic` stacks: normalising their noisy end points
+        would divide every pixel by a noisy edge step).
     ranks : str or iterable of int
         Ranks scanned by bi-cross-validation (``"4-12"`` or a list).
     rank : int, optional
@@ -206,9 +209,20 @@ def analyze(
 
     raw = validate_stack(stack)
     with _timed("normalise", timings):
-        norm = normalize(
-            raw, method=normalization, return_params=True, **normalize_kwargs
-        )
+        if normalization is None:
+            # Already on the normalised scale (e.g. a planted stack, whose
+            # noisy end points must not be divided by).
+            norm = xr.Dataset(
+                {
+                    "normalized": raw,
+                    "edge_step": raw.isel(energy=-1, drop=True)
+                    - raw.isel(energy=0, drop=True),
+                }
+            )
+        else:
+            norm = normalize(
+                raw, method=normalization, return_params=True, **normalize_kwargs
+            )
         x0 = norm["normalized"]
         ok = valid_pixels(x0)
         if not ok.any():
@@ -226,11 +240,12 @@ def analyze(
             )
         else:
             ref = validate_spectrum(reference, name="reference")
-            ref = normalize(
-                ref,
-                method=normalization,
-                **_spectrum_kwargs(normalization, normalize_kwargs),
-            )
+            if normalization is not None:
+                ref = normalize(
+                    ref,
+                    method=normalization,
+                    **_spectrum_kwargs(normalization, normalize_kwargs),
+                )
         diff = subtract_reference(x0, ref)
         ref_on_grid = _reference_on_grid(x0, diff, ok)
     bar.update()
