@@ -21,11 +21,15 @@ setup: $(STAMP)
 # The main job on the bundled real STXM stack (Fe L2,3 edge, ALS 11.0.2.2; see
 # data_samples/README.md for its credit): optical density, normalisation,
 # reference subtraction, bi-cross-validation, ONMF, k-means, PTE map, Bayesian
-# decomposition, and a standalone HTML report.
+# decomposition, and a standalone HTML report. The paper's end-point
+# normalisation does not suit this L edge (the optical density at 730 eV is
+# below that at 700 eV in the reference and in iron-poor pixels), so the demo
+# uses a pre-edge line and a post-edge level with e0 fixed at the L3 onset.
 demo: setup
 	$(VENV)/bin/xasviz analyze $(SAMPLE) \
 		--i0 data_samples/i0.xsp \
 		--reference data_samples/reduced.r \
+		--normalize edge_step --e0 707.5 \
 		--ranks 2-6 --folds 10 --bayes --seed 0 \
 		-o $(OUT)/demo-results.nc --report $(OUT)/demo-report.html
 	@echo "Report written to $(OUT)/demo-report.html"
@@ -33,7 +37,7 @@ demo: setup
 # Every test: unit, planted-truth, notebooks and (when chromium is installed)
 # the browser tests.
 test: setup
-	timeout 3600 $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=900 \
+	XASVIZ_QUICK=1 timeout 3600 $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=900 \
 		-p no:cacheprovider
 
 test-fast: setup
