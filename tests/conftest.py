@@ -225,6 +225,16 @@ def planted_bayes(energy, n_domains, rng):
     )
 
 
+def pytest_configure(config):
+    # pytest-playwright 0.10 defines a session fixture as an instance method,
+    # which pytest 9 deprecates; nothing for xasviz to act on.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:Session-scoped fixtures defined as instance methods"
+        ":pytest.PytestRemovedIn10Warning",
+    )
+
+
 @pytest.fixture
 def results():
     return planted_results()

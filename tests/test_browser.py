@@ -150,6 +150,15 @@ def test_saved_report_click_rebuilds_spectrum(page, results, tmp_path):
     )
     page.screenshot(path=str(ARTIFACTS / "browser_report_pte.png"))
 
+    # The table of contents scrolls to a section (headings live in shadow
+    # roots, where plain #anchor links cannot reach).
+    page.get_by_role("button", name="Settings and provenance").click()
+    page.wait_for_function(
+        "() => { const r = Bokeh.index.find_one(byName('section_settings'))"
+        ".el.getBoundingClientRect(); return r.top >= 0 && r.top < 200; }",
+        timeout=5_000,
+    )
+
     pte = results["pte"]["pte"].values.ravel()
     expect_cls = np.where(pte > 7725.0, 1.0, np.where(pte > 7721.0, 2.0, 3.0))
     expect_cls[~np.isfinite(pte)] = np.nan

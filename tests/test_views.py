@@ -251,6 +251,11 @@ def test_bayes_view_shows_data_fit_and_parts(results):
     assert_allclose(fe.Curve.I.dimension_values("F"), d["free_energy_min"])
     post = ewl_posterior_plot(ds)
     assert len(post) == ds.sizes["component"]
+    # One set of bins for all domains, each a normalised density.
+    edges = [h.edges for h in post]
+    for e, h in zip(edges, post):
+        assert_allclose(e, edges[0])
+        assert_allclose(np.sum(h.dimension_values("density") * np.diff(e)), 1.0)
 
 
 # -- explore / serve ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["select", "data_of", "parts_of", "free_energy_of"]
+__all__ = ["select", "data_of", "parts_of", "free_energy_of", "posterior_histograms"]
 
 
 def select(ds: xr.Dataset, component=None) -> xr.Dataset:
@@ -66,3 +66,32 @@ def free_energy_of(d: xr.Dataset):
         np.asarray(f.values, float),
         None if se is None else np.asarray(se, float),
     )
+
+
+def posterior_histograms(ds: xr.Dataset, param: str = "E_WL", bins: int = 40):
+    """Density histograms of one parameter's draws for every domain.
+
+    All domains share the same bin edges so that their posteriors can be
+    compared bar by bar.
+
+    Returns
+    -------
+    edges : ndarray, shape (bins + 1,), or None when there are no draws
+    densities : dict of component label (or None) to ndarray, shape (bins,)
+    """
+    if "chain" not in ds or param not in ds["param"].values:
+        return None, {}
+    chain = ds["chain"].sel(param=param)
+    comps = list(chain["component"].values) if "component" in chain.dims else [None]
+    draws = {}
+    for c in comps:
+        s = chain.sel(component=c).values if c is not None else chain.values
+        s = s[np.isfinite(s)].ravel()
+        if s.size:
+            draws[c] = s
+    if not draws:
+        return None, {}
+    edges = np.histogram_bin_edges(np.concatenate(list(draws.values())), bins=bins)
+    return edges, {
+        c: np.histogram(s, bins=edges, density=True)[0] for c, s in draws.items()
+    }

@@ -377,6 +377,7 @@ def section(anchor: str, title: str, text: str = "") -> Div:
     """A section heading (with an anchor for the table of contents)."""
     para = f"<p style='max-width:900px'>{text}</p>" if text else ""
     return Div(
+        name=f"section_{anchor}",
         text=f"<h2 id='{anchor}' style='margin:28px 0 4px 0;border-bottom:2px solid "
         f"#0072B2'>{html.escape(title)}</h2>{para}",
         sizing_mode="stretch_width",

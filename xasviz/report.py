@@ -27,7 +27,15 @@ import numpy as np
 import xarray as xr
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, CustomJS, Div, Slider, Span, Whisker
+from bokeh.models import (
+    Button,
+    ColumnDataSource,
+    CustomJS,
+    Div,
+    Slider,
+    Span,
+    Whisker,
+)
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
@@ -214,11 +222,13 @@ def build_report(tree: xr.DataTree, *, title=None, max_pixels=250_000, map_width
     for anchor, name, fn, present in builders:
         if not present:
             continue
-        toc.append(f"<a href='#{anchor}'>{name}</a>")
-        parts.append(rf.section(anchor, name, fn.__doc__.split("\n\n")[0].strip()))
+        head = rf.section(anchor, name, fn.__doc__.split("\n\n")[0].strip())
+        toc.append(_toc_button(name, head))
+        parts.append(head)
         parts.extend(fn(tree, ctx))
-    toc.append("<a href='#settings'>Settings and provenance</a>")
-    parts.append(rf.section("settings", "Settings and provenance"))
+    head = rf.section("settings", "Settings and provenance")
+    toc.append(_toc_button("Settings and provenance", head))
+    parts.append(head)
     parts.append(Div(text=_provenance_html(tree), sizing_mode="stretch_width"))
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     note = (
@@ -231,13 +241,33 @@ def build_report(tree: xr.DataTree, *, title=None, max_pixels=250_000, map_width
         text=f"<h1 style='margin-bottom:2px'>{_esc(page_title)}</h1>"
         f"<p style='color:#555'>xasviz {__version__} &middot; written {created}"
         f"{' &middot; input ' + _esc(src_name) if src_name else ''}</p>"
-        f"<p>{' &middot; '.join(toc)}</p>{note}"
+        f"{note}"
         "<p style='color:#555;max-width:900px'>Every plot zooms (wheel), pans "
         "and shows values on hover; click a legend entry to hide a curve; click "
         "a domain map to rebuild that pixel's spectrum from the factors.</p>",
         sizing_mode="stretch_width",
     )
-    return column([header, *parts], sizing_mode="stretch_width"), page_title
+    return (
+        column([header, row(toc), *parts], sizing_mode="stretch_width"),
+        page_title,
+    )
+
+
+def _toc_button(label: str, target: Div) -> Button:
+    """A table-of-contents entry that scrolls to a section heading.
+
+    Plain ``#anchor`` links cannot reach headings that Bokeh renders inside
+    shadow roots, so the button asks BokehJS for the heading's element.
+    """
+    button = Button(label=label, button_type="light", width_policy="min")
+    button.js_on_click(
+        CustomJS(
+            args={"target": target},
+            code="Bokeh.index.find_one(target).el.scrollIntoView("
+            "{behavior: 'smooth', block: 'start'});",
+        )
+    )
+    return button
 
 
 class _Context:
@@ -982,6 +1012,7 @@ def _bayes_section(tree, ctx):
             width=340,
             height=240,
         )
+        ffig.xaxis.ticker = [int(k) for k in ds["K"].values] if "K" in ds else []
         for i, c in enumerate(comps):
             ks, f, _ = rb.free_energy_of(rb.select(ds, c))
             color = rf.PALETTE[i % len(rf.PALETTE)]
@@ -1000,13 +1031,8 @@ def _bayes_section(tree, ctx):
             height=240,
             name="report_ewl",
         )
-        for i, c in enumerate(comps):
-            s = ds["chain"].sel(param="E_WL")
-            s = s.sel(component=c) if c is not None else s
-            s = s.values[np.isfinite(s.values)].ravel()
-            if s.size == 0:
-                continue
-            counts, edges = np.histogram(s, bins=40, density=True)
+        edges, dens = rb.posterior_histograms(ds, "E_WL")
+        for i, (c, counts) in enumerate(dens.items()):
             color = rf.PALETTE[i % len(rf.PALETTE)]
             efig.quad(
                 top=counts,

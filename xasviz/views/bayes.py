@@ -10,7 +10,13 @@ import xarray as xr
 from panel.viewable import Viewer
 
 from .._errors import StackValidationError
-from .._report_bayes import data_of, free_energy_of, parts_of, select
+from .._report_bayes import (
+    data_of,
+    free_energy_of,
+    parts_of,
+    posterior_histograms,
+    select,
+)
 from ._common import PALETTE, get_group, require_vars, spectrum_curve
 
 __all__ = ["BayesView", "bayes_fit_plot", "free_energy_plot", "ewl_posterior_plot"]
@@ -103,15 +109,9 @@ def ewl_posterior_plot(ds: xr.Dataset, param_name: str = "E_WL") -> hv.Overlay:
     """Posterior histograms of the white-line energy of every domain together."""
     if "chain" not in ds or param_name not in ds["param"].values:
         return hv.Overlay([hv.Curve([])]).opts(title=f"No {param_name} samples")
-    chain = ds["chain"].sel(param=param_name)
-    comps = chain["component"].values if "component" in chain.dims else [None]
+    edges, dens = posterior_histograms(ds, param_name)
     elems = []
-    for i, c in enumerate(comps):
-        s = chain.sel(component=c).values if c is not None else chain.values
-        s = s[np.isfinite(s)].ravel()
-        if s.size == 0:
-            continue
-        counts, edges = np.histogram(s, bins=40, density=True)
+    for i, (c, counts) in enumerate(dens.items()):
         label = f"domain {c}" if c is not None else param_name
         elems.append(
             hv.Histogram(
