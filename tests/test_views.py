@@ -287,3 +287,11 @@ def test_serve_threaded_on_loopback(results):
         assert isinstance(server, pn.io.server.StoppableThread)
     finally:
         server.stop()
+
+
+def test_extension_bundles_javascript():
+    from xasviz.views import extension
+
+    extension()
+    extension()  # idempotent
+    assert pn.config.inline is True
