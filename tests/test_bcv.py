@@ -5,11 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 import xasviz
 from xasviz import StackValidationError
 from xasviz.factorize._bcv import fold_indices, holdout_error
 from xasviz.synthetic import make_stack
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Small products on a shared machine: extra BLAS threads only spin (on
+    the loaded 2-core machine a 48 x 48 fit ran 10-20x slower with them)."""
+    with threadpool_limits(1):
+        yield
+
 
 EASY = dict(size=40, n_energy=40, n_domains=4, snr_db=40, shift=3.0)
 
@@ -61,17 +71,30 @@ def test_noise_free_error_vanishes_from_true_rank():
     assert int(res["one_se_rank"]) == 4
 
 
-@pytest.mark.parametrize("scheme", ["paper", "blocks"])
-def test_minimum_at_planted_rank(easy, scheme):
+# Planted stacks that k-means separates and whose difference spectra are not
+# near-parallel: measured collinearity (largest |cosine| between two planted
+# difference spectra) EASY seeds 0, 1, 7: 0.885, 0.746, 0.817; HARDER seeds 1,
+# 3, 7: 0.818, 0.874, 0.937. The 2 x 2 blocks are only asserted on EASY: on
+# HARDER seed 3 (30 dB) they chose 4 of 5 (docs/factorization.md).
+HARDER = dict(size=48, n_energy=50, n_domains=5, snr_db=30, shift=3.0)
+PLANTED = [(EASY, s, "paper") for s in (0, 1, 7)]
+PLANTED += [(EASY, s, "blocks") for s in (0, 1, 7)]
+PLANTED += [(HARDER, s, "paper") for s in (1, 3, 7)]
+
+
+@pytest.mark.parametrize(("kw", "data_seed", "scheme"), PLANTED)
+def test_minimum_at_planted_rank(kw, data_seed, scheme):
+    s = make_stack(**kw, rng=data_seed)
+    k = kw["n_domains"]
     res = xasviz.bcv(
-        easy.stack - easy.reference,
-        range(2, 7),
+        s.stack - s.reference,
+        range(k - 2, k + 3),
         scheme=scheme,
         rng=0,
         folds=10 if scheme == "paper" else 2,
     )
-    assert int(res["min_rank"]) == 4
-    assert int(res["best_rank"]) == 4
+    assert int(res["min_rank"]) == k
+    assert int(res["best_rank"]) == k
     assert res.attrs["scheme"] == scheme
 
 

@@ -6,15 +6,36 @@ import numpy as np
 import pytest
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
+from threadpoolctl import threadpool_limits
 
 import xasviz
 from xasviz import ConvergenceWarning, DataQualityWarning, StackValidationError
 from xasviz.factorize import _onmf as K
 from xasviz.synthetic import make_stack
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Small products on a shared machine: extra BLAS threads only spin (on
+    the loaded 2-core machine a 48 x 48 fit ran 10-20x slower with them)."""
+    with threadpool_limits(1):
+        yield
+
+
 # Planted stacks whose domains k-means separates and whose difference spectra
 # are not near-parallel (see docs/factorization.md for where that stops).
 EASY = dict(size=40, n_energy=40, n_domains=4, snr_db=40, shift=3.0)
+# A second regime: more domains, ten times the noise power.
+HARDER = dict(size=48, n_energy=50, n_domains=5, snr_db=30, shift=3.0)
+# Data seeds of the "Truth" tests. Measured largest |cosine| between two planted
+# difference spectra (collinearity): EASY 0.885, 0.746, 0.817 and HARDER
+# 0.818, 0.874, 0.937, all below 0.95; k-means (4 starts) recovers every domain
+# of each with matched cosine >= 0.999. Other seeds of the same settings reach
+# collinearity 0.96-0.996 (e.g. EASY seeds 3, 5, 6), where ONMF still happened
+# to succeed but is not guaranteed to (docs/factorization.md).
+TRUTH_CASES = [("EASY", 0), ("EASY", 1), ("EASY", 7)]
+TRUTH_CASES += [("HARDER", 1), ("HARDER", 3), ("HARDER", 7)]
+SETTINGS = {"EASY": EASY, "HARDER": HARDER}
 
 
 def matched_cosines(found, truth):
@@ -177,13 +198,89 @@ def test_dead_column_reseeded_never_nan(how):
 # -------------------------------------------------------------------- truth
 
 
-@pytest.mark.parametrize("data_seed", [3, 5])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_recovers_every_planted_domain(data_seed, seed):
-    s = make_stack(**EASY, rng=data_seed)
-    res = xasviz.onmf(s.stack - s.reference, 4, rng=seed)
-    cos, _, _ = matched_cosines(res["domains"].values, s.domains.values)
-    assert cos.min() >= 0.95
+def collinearity(s):
+    """Largest |cosine| between two planted difference spectra."""
+    d = s.difference_truth.values
+    d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    return float(np.abs(d @ d.T - np.eye(d.shape[0])).max())
+
+
+def kmeans_maps(X, k):
+    from sklearn.cluster import KMeans
+
+    labels = KMeans(k, n_init=4, random_state=0).fit(X).labels_
+    return (labels[None] == np.arange(k)[:, None]).astype(float)
+
+
+@pytest.mark.parametrize(("setting", "data_seed"), TRUTH_CASES)
+def test_recovers_every_planted_domain(setting, data_seed):
+    """The "Truth" requirement on stacks k-means separates, several seeds."""
+    kw = SETTINGS[setting]
+    s = make_stack(**kw, rng=data_seed)
+    k = kw["n_domains"]
+    diff = s.stack - s.reference
+    # The premise: not near-parallel, and separable by k-means.
+    assert collinearity(s) < 0.95
+    X = diff.values.reshape(-1, kw["n_energy"])
+    km = kmeans_maps(X, k).reshape(k, *s.domains.shape[1:])
+    assert matched_cosines(km, s.domains.values)[0].min() >= 0.99
+    for seed in (0, 1, 2):
+        res = xasviz.onmf(diff, k, rng=seed)
+        cos, _, _ = matched_cosines(res["domains"].values, s.domains.values)
+        assert cos.min() >= 0.95, (setting, data_seed, seed, cos)
+
+
+def parallel_stack(seed, *, scale=2.5, snr_db=30.0, size=40, n_energy=40):
+    """Three domains; B's difference spectrum is exactly ``scale`` times A's.
+
+    C's difference spectrum has another shape and is made large (three times
+    B's norm) so that C is far from A and B. Noise is Gaussian at ``snr_db``
+    against the difference signal. Returns the difference stack and the
+    one-hot truth (A, B, C).
+    """
+    from xasviz.synthetic import make_domains, make_spectra
+
+    g = np.random.default_rng(seed)
+    e = np.linspace(7700.0, 7740.0, n_energy)
+    labels = make_domains(3, size, rng=g)
+    sp, _ = make_spectra(3, e, shift=3.0, rng=g)
+    d, f = sp[1] - sp[0], sp[2] - sp[0]
+    f = f / np.linalg.norm(f) * 3.0 * scale * np.linalg.norm(d)
+    diffs = np.stack([d, scale * d, f])[labels]
+    sigma = np.sqrt(np.mean(diffs**2) / 10 ** (snr_db / 10))
+    X = diffs + g.normal(0.0, sigma, diffs.shape)
+    da = xr.DataArray(X, dims=("y", "x", "energy"), coords={"energy": e})
+    return da, (labels[None] == np.arange(3)[:, None, None]).astype(float)
+
+
+@pytest.mark.parametrize("data_seed", [0, 1, 2])
+def test_parallel_difference_spectra_merge(data_seed):
+    """Magnitude invariance (paper 4.2) as a tested fact.
+
+    Domains A and B differ from the reference by the same spectral shape, B
+    2.5 times as much as A. The data matrix then has rank 2 (plus noise): BCV
+    chooses 2, and ONMF at 2 puts A and B in one component whose weights
+    carry the magnitude (w on B is 2.5 times w on A). A third component does
+    not lower the error: the objective cannot tell A from B. k-means, which
+    uses distances, separates all three.
+    """
+    da, truth = parallel_stack(data_seed)
+    t = truth.reshape(3, -1).astype(bool)
+    for scheme in ("paper", "blocks"):
+        b = xasviz.bcv(da, range(1, 6), scheme=scheme, rng=0)
+        assert int(b["min_rank"]) == 2 and int(b["one_se_rank"]) == 2
+    res = xasviz.onmf(da, 2, rng=0)
+    W = res["domains"].values.reshape(2, -1)
+    k_a, k_b, k_c = (int(np.argmax(W @ t[i])) for i in range(3))
+    assert k_a == k_b != k_c
+    ratio = W[k_a, t[1]].mean() / W[k_a, t[0]].mean()
+    assert ratio == pytest.approx(2.5, rel=0.02)
+    # Little weight of the A-B component leaks elsewhere.
+    assert W[k_c, t[0] | t[1]].sum() < 0.02 * W[k_a, t[0] | t[1]].sum()
+    err3 = float(xasviz.onmf(da, 3, rng=0)["relative_error"])
+    assert err3 >= float(res["relative_error"]) * (1 - 1e-3)
+    km = kmeans_maps(da.values.reshape(-1, da.sizes["energy"]), 3)
+    assert matched_cosines(km.reshape(truth.shape), truth)[0].min() >= 0.99
 
 
 def test_stable_across_seeds(easy, easy_fit):
