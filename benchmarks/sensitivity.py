@@ -125,9 +125,7 @@ def grid_table(snr_signal, size, nd, snrs, shifts, seeds) -> list[str]:
         "| k-means min cos | BCV paper | BCV 2x2 blocks |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for k in range(2):
-        print(lines[k * 2], flush=True)
-    print(lines[2] + "\n" + lines[3], flush=True)
+    print("\n".join(lines), flush=True)
     for snr in snrs:
         for shift in shifts:
             cells = [
