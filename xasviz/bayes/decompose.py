@@ -185,7 +185,7 @@ def _run_one(task: dict) -> dict:
             n_sweeps=n_pilot // 2,
             n_burn=n_pilot - n_pilot // 2,
             rng=rng,
-            moves=default_moves(),
+            moves=default_moves(*prior.lower_upper()),
             init=init,
         )
         new = adapt_ladder(betas, pilot.sum_sq, betas.size - 1)
@@ -201,7 +201,7 @@ def _run_one(task: dict) -> dict:
         n_sweeps=task["n_sweeps"],
         n_burn=n_burn,
         rng=rng,
-        moves=default_moves(),
+        moves=default_moves(*prior.lower_upper()),
         callback=task.get("callback"),
         init=init,
     )
@@ -251,7 +251,11 @@ def _posterior(energy, y, prior, k, b, start, n_samples, n_steps, seed):
 
     n_walkers, dim = start.shape
     sampler = emcee.EnsembleSampler(
-        n_walkers, dim, log_prob, vectorize=True, moves=default_moves()
+        n_walkers,
+        dim,
+        log_prob,
+        vectorize=True,
+        moves=default_moves(*prior.lower_upper()),
     )
     sampler.random_state = np.random.RandomState(seed % (2**32 - 1)).get_state()
     burn = n_steps // 4

@@ -42,12 +42,14 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from emcee.moves import DEMove, StretchMove
 from scipy.special import logsumexp
 
 __all__ = [
     "TemperedRun",
     "temper",
     "default_moves",
+    "ReflectedDEMove",
     "log_z_ladder",
     "log_z_at",
     "adapt_ladder",
@@ -56,16 +58,55 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def default_moves() -> list[tuple[object, float]]:
+def default_moves(lower=None, upper=None) -> list[tuple[object, float]]:
     """emcee moves and weights used within each rung.
 
     Differential evolution mixes well in the 8-40 dimensions of eq. 14; a
     tenth of the sweeps use the full DE step (gamma = 1), which jumps between
-    modes; the stretch move adds scale-free steps.
+    modes; the stretch move adds scale-free steps. With box bounds the DE
+    proposals are reflected into the box (:class:`ReflectedDEMove`).
     """
-    from emcee.moves import DEMove, StretchMove
+    if lower is None:
+        return [(DEMove(), 0.7), (DEMove(gamma0=1.0), 0.1), (StretchMove(), 0.2)]
+    return [
+        (ReflectedDEMove(lower, upper), 0.7),
+        (ReflectedDEMove(lower, upper, gamma0=1.0), 0.1),
+        (StretchMove(), 0.2),
+    ]
 
-    return [(DEMove(), 0.7), (DEMove(gamma0=1.0), 0.1), (StretchMove(), 0.2)]
+
+class ReflectedDEMove(DEMove):
+    """emcee's DE move with its proposals folded into a box by reflection.
+
+    Posteriors of eq. 14 pile up against box edges (a Gaussian that K does
+    not need sits at amplitude 0 or at the smallest width), and at small
+    ``beta`` walkers fill the prior's box; most plain DE proposals then leave
+    the box and are rejected. The DE step ``gamma (c1 - c2)`` is symmetric in
+    distribution, and reflecting a symmetric step at the faces of a box keeps
+    the proposal symmetric, so the Metropolis rule (Hastings factor 0) stays
+    exact.
+
+    Parameters
+    ----------
+    lower, upper : ndarray, shape (D,)
+        Box bounds; coordinates with an infinite bound are left alone.
+    **kwargs
+        Passed to :class:`emcee.moves.DEMove`.
+    """
+
+    def __init__(self, lower, upper, **kwargs):
+        super().__init__(**kwargs)
+        lower = np.asarray(lower, dtype=np.float64)
+        upper = np.asarray(upper, dtype=np.float64)
+        self.box = np.isfinite(lower) & np.isfinite(upper)
+        self.lower = lower[self.box]
+        self.width = (upper - lower)[self.box]
+
+    def get_proposal(self, s, c, random):
+        q, factors = super().get_proposal(s, c, random)
+        u = np.mod(q[:, self.box] - self.lower, 2.0 * self.width)
+        q[:, self.box] = self.lower + np.where(u > self.width, 2.0 * self.width - u, u)
+        return q, factors
 
 
 @dataclasses.dataclass
