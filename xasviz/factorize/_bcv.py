@@ -12,7 +12,7 @@ import numpy as np
 
 from ._onmf import fit_onmf, init_kmeans, row_norms2
 
-__all__ = ["fold_indices", "holdout_error", "fold_error"]
+__all__ = ["fold_indices", "holdout_error", "holdout_error_onmf", "fold_error"]
 
 
 def fold_indices(
@@ -61,6 +61,42 @@ def holdout_error(XA, XB, XC, Wt, Ht) -> float:
     return float(np.sum(resid**2))
 
 
+def holdout_error_onmf(XA, XB, XC, Wt, Ht) -> float:
+    """Hold-out error with the held-out factors fitted under ONMF's constraints.
+
+    Owen & Perry (2009, section on NMF) predict ``X_A`` from factors of the
+    held-out rows and columns fitted under the model's own constraints, instead
+    of the unconstrained ``X_B pinv(X_D) X_C``. For the one-sided ONMF:
+
+    - the spectra of the held-out energies are the least-squares
+      ``H_A = pinv(W_D) X_C`` (H is signed, so unconstrained);
+    - every held-out pixel gets the non-negative weight on the *one* component
+      that explains its kept energies best (``W`` non-negative with orthogonal
+      columns means disjoint supports: one component per pixel).
+
+    The unconstrained predictor regresses every held-out pixel on all ``r``
+    spectra, so each extra rank costs noise on every pixel; the constrained one
+    classifies the pixel, as the model does, and keeps that cost small.
+
+    Parameters
+    ----------
+    XA, XB, XC, Wt, Ht
+        As in :func:`holdout_error`.
+    """
+    Wt = np.asarray(Wt, dtype=np.float64)
+    Ht = np.asarray(Ht, dtype=np.float64)
+    XB = np.asarray(XB, dtype=np.float64)
+    XC = np.asarray(XC, dtype=np.float64)
+    HA = np.linalg.lstsq(Wt @ Wt.T, Wt @ XC, rcond=None)[0]  # (r, q)
+    proj = XB @ Ht.T  # (p, r)
+    hn2 = (Ht**2).sum(axis=1)
+    # A dead spectrum (all zero) cannot explain anything: its gain is zero.
+    coef = np.where(hn2 > 0, np.maximum(proj, 0) / np.where(hn2 > 0, hn2, 1), 0)
+    best = np.argmax(coef * coef * hn2, axis=1)  # largest drop of the residual
+    pred = coef[np.arange(best.size), best][:, None] * HA[best]
+    return float(np.sum((np.asarray(XA, dtype=np.float64) - pred) ** 2))
+
+
 def fold_error(
     X,
     rows_out: np.ndarray,
@@ -71,6 +107,7 @@ def fold_error(
     rng: np.random.Generator,
     max_iter: int,
     tol: float,
+    predictor: str = "pinv",
 ) -> tuple[float, bool]:
     """Factorize ``X_D`` at ``rank`` and return the fold's hold-out error.
 
@@ -83,6 +120,8 @@ def fold_error(
         A factorization of the whole ``X`` at this rank, restricted here to the
         kept rows and columns as the start (warm start); None starts from
         k-means on ``X_D``.
+    predictor : {"pinv", "onmf"}
+        :func:`holdout_error` (the paper's) or :func:`holdout_error_onmf`.
 
     Returns
     -------
@@ -99,7 +138,8 @@ def fold_error(
         Wt = np.ascontiguousarray(start[0][:, rows_in])
         Ht = start[1][:, cols_in]
     fit = fit_onmf(XD, Wt, Ht, max_iter=max_iter, tol=tol, rownorm2=row_norms2(XD))
-    err = holdout_error(
+    err_fn = holdout_error if predictor == "pinv" else holdout_error_onmf
+    err = err_fn(
         X[np.ix_(rows_out, cols_out)],
         X[np.ix_(rows_out, cols_in)],
         X[np.ix_(rows_in, cols_out)],
