@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--bcv-rule", default="min", choices=["min", "one_se"], help="rank rule"
     )
+    a.add_argument(
+        "--bcv-predictor",
+        default="pinv",
+        choices=["pinv", "onmf"],
+        help="BCV prediction of the held-out block: 'pinv' (the paper's) or "
+        "'onmf' (held-out factors under ONMF's constraints)",
+    )
     a.add_argument("--n-init", type=int, help="ONMF restarts")
     a.add_argument("--no-kmeans", action="store_true", help="skip k-means check")
     a.add_argument("--no-pte", action="store_true", help="skip peak-top-energy map")
@@ -158,6 +165,7 @@ def _cmd_analyze(args) -> int:
         folds=args.folds,
         bcv_scheme=args.bcv_scheme,
         bcv_rule=args.bcv_rule,
+        bcv_predictor=args.bcv_predictor,
         onmf_kwargs=onmf_kwargs,
         kmeans=not args.no_kmeans,
         pte=not args.no_pte,

@@ -117,6 +117,7 @@ def analyze(
     folds: int = 20,
     bcv_scheme: str = "paper",
     bcv_rule: str = "min",
+    bcv_predictor: str = "pinv",
     onmf_kwargs: dict | None = None,
     kmeans: bool = True,
     pte: bool = True,
@@ -147,8 +148,9 @@ def analyze(
         Ranks scanned by bi-cross-validation (``"4-12"`` or a list).
     rank : int, optional
         Skip bi-cross-validation and factorize at this rank.
-    folds, bcv_scheme, bcv_rule
-        Passed to :func:`xasviz.bcv`.
+    folds, bcv_scheme, bcv_rule, bcv_predictor
+        Passed to :func:`xasviz.bcv` (as ``folds``, ``scheme``, ``rule`` and
+        ``predictor``).
     onmf_kwargs : dict, optional
         Passed to :func:`xasviz.onmf` (and to the fold factorizations of BCV).
     kmeans, pte : bool
@@ -192,6 +194,7 @@ def analyze(
         folds=folds,
         bcv_scheme=bcv_scheme,
         bcv_rule=bcv_rule,
+        bcv_predictor=bcv_predictor,
         onmf_kwargs=onmf_kwargs,
         kmeans=kmeans,
         pte=pte,
@@ -263,6 +266,7 @@ def analyze(
                 folds=folds,
                 scheme=bcv_scheme,
                 rule=bcv_rule,
+                predictor=bcv_predictor,
                 rng=seeds["bcv"],
                 progress=progress,
                 **onmf_kwargs,
