@@ -271,3 +271,17 @@ def browser_type_launch_args(browser_type_launch_args):
             "--disable-sync",
         ],
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """Run the suite with one BLAS/OpenMP thread.
+
+    The fits in the tests are small: threads buy nothing there, and on a busy
+    2-core machine oversubscribed BLAS and OpenMP pools made them 10-20 times
+    slower. Results do not depend on the thread count beyond round-off.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
