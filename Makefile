@@ -29,7 +29,7 @@ demo: setup
 	$(VENV)/bin/xasviz analyze $(SAMPLE) \
 		--i0 data_samples/i0.xsp \
 		--reference data_samples/reduced.r \
-		--normalize edge_step --e0 707.5 \
+		--normalize edge_step --e0 707.5 --pte-window 705 712 \
 		--ranks 2-6 --folds 10 --bayes --seed 0 \
 		-o $(OUT)/demo-results.nc --report $(OUT)/demo-report.html
 	@echo "Report written to $(OUT)/demo-report.html"
