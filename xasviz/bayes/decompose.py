@@ -355,6 +355,7 @@ def decompose(
                                                below
         ==================  =================  ==================================
 
+        Read the MAP as ``ds["map"]`` (``ds.map`` is :meth:`Dataset.map`).
         ``param`` lists ``E_WL`` first (see
         :func:`xasviz.bayes.model.output_names`). With several spectra,
         ``param`` and ``peak`` cover the largest chosen K and the entries a

@@ -15,8 +15,9 @@ Sampling
 --------
 Every rung holds an ensemble of walkers. Rung 0 is the prior itself and is
 redrawn exactly every sweep. Rungs ``j >= 1`` are advanced with emcee's
-red-blue ensemble moves (:class:`emcee.moves.DEMove`,
-:class:`emcee.moves.StretchMove`, ...): emcee builds the proposals of each
+red-blue ensemble moves (:class:`emcee.moves.DEMove`, here with its
+proposals reflected into the prior's box, and :class:`emcee.moves.StretchMove`):
+emcee builds the proposals of each
 rung from that rung's complementary half-ensemble; the proposals of all rungs
 are then scored in a single vectorised call and accepted with the
 Metropolis-Hastings rule of emcee's ``RedBlueMove``. After each sweep,
