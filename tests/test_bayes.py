@@ -358,6 +358,8 @@ def test_bad_settings():
         decompose(s, ladder=[0.0, 2.0, 1.0, 3.0])
     with pytest.raises(StackValidationError, match="dims"):
         decompose(s.expand_dims(y=[0]))
+    with pytest.raises(ValueError, match="n_walkers must be an even int >= 28"):
+        decompose(s, k_max=2, n_walkers=10)
 
 
 def test_coarse_ladder_warns():

@@ -23,6 +23,7 @@ from .._utils import as_rng, child_seeds, progress_bar, provenance, seed_of, war
 from .._validation import check_energy_axis
 from .fitting import greedy_fits, initial_walkers, map_fit
 from .model import (
+    N_BASE,
     _curve,
     _parts,
     _sum_sq,
@@ -241,7 +242,13 @@ def _free_energy(log_z: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 
 
 def _posterior(energy, y, prior, k, b, start, n_samples, n_steps, seed):
-    """emcee chain at inverse temperature ``b``; returns (samples, acceptance)."""
+    """emcee chain at inverse temperature ``b``.
+
+    Returns
+    -------
+    samples : (n_samples, D) evenly thinned draws; log_prob, chain : every
+    kept draw and its log posterior; acceptance : mean acceptance fraction.
+    """
     import emcee
 
     def log_prob(theta):
@@ -405,8 +412,12 @@ def decompose(
     ):
         if not isinstance(v, (int, np.integer)) or v < least:
             raise ValueError(f"{name} must be an int >= {least}; got {v!r}.")
-    if n_walkers is not None and (n_walkers < 4 or n_walkers % 2):
-        raise ValueError(f"n_walkers must be an even int >= 4; got {n_walkers!r}.")
+    least = 2 * (N_BASE + 3 * k_max)
+    if n_walkers is not None and (n_walkers < least or n_walkers % 2):
+        raise ValueError(
+            f"n_walkers must be an even int >= {least} (twice the parameters of "
+            f"k_max={k_max}, as emcee's ensemble moves need); got {n_walkers!r}."
+        )
     n_burn = n_sweeps // 2 if n_burn is None else int(n_burn)
     energy = da["energy"].values.astype(np.float64)
     ys = da.values
