@@ -5,21 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from threadpoolctl import threadpool_limits
 
 import xasviz
 from xasviz import StackValidationError
 from xasviz.factorize._bcv import fold_indices, holdout_error
 from xasviz.synthetic import make_stack
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small products on a shared machine: extra BLAS threads only spin (on
-    the loaded 2-core machine a 48 x 48 fit ran 10-20x slower with them)."""
-    with threadpool_limits(1):
-        yield
-
 
 EASY = dict(size=40, n_energy=40, n_domains=4, snr_db=40, shift=3.0)
 

@@ -6,21 +6,11 @@ import numpy as np
 import pytest
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
-from threadpoolctl import threadpool_limits
 
 import xasviz
 from xasviz import ConvergenceWarning, DataQualityWarning, StackValidationError
 from xasviz.factorize import _onmf as K
 from xasviz.synthetic import make_stack
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small products on a shared machine: extra BLAS threads only spin (on
-    the loaded 2-core machine a 48 x 48 fit ran 10-20x slower with them)."""
-    with threadpool_limits(1):
-        yield
-
 
 # Planted stacks whose domains k-means separates and whose difference spectra
 # are not near-parallel (see docs/factorization.md for where that stops).

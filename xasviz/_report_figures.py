@@ -24,6 +24,10 @@ from bokeh.models import (
 from bokeh.palettes import Greys256, Viridis256
 from bokeh.plotting import figure
 
+from ._style import ENERGY_LABEL, PALETTE
+
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+
 __all__ = [
     "PALETTE",
     "MapGrid",
@@ -34,24 +38,6 @@ __all__ = [
     "section",
 ]
 
-ENERGY_LABEL = "Energy (eV)"
-TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
-
-#: Colour-blind friendly categorical palette (Okabe-Ito, then Tol bright).
-PALETTE = (
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#CC79A7",
-    "#D55E00",
-    "#56B4E9",
-    "#F0E442",
-    "#000000",
-    "#AA3377",
-    "#66CCEE",
-    "#228833",
-    "#BBBBBB",
-)
 
 _DIVERGING = tuple(
     f"#{int(r):02x}{int(g):02x}{int(b):02x}"

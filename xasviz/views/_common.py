@@ -15,6 +15,7 @@ import panel as pn
 import xarray as xr
 
 from .._errors import StackValidationError
+from .._style import ENERGY_LABEL, PALETTE
 
 __all__ = [
     "extension",
@@ -30,23 +31,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ENERGY_LABEL = "Energy (eV)"
-
-#: Colour-blind friendly categorical palette (Okabe-Ito, then Tol bright).
-PALETTE = (
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#CC79A7",
-    "#D55E00",
-    "#56B4E9",
-    "#F0E442",
-    "#000000",
-    "#AA3377",
-    "#66CCEE",
-    "#228833",
-    "#BBBBBB",
-)
 
 _EXTENSION_LOADED = False
 
