@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--bayes", action="store_true", help="Bayesian decomposition of domains"
     )
     a.add_argument("--k-max", type=int, help="largest number of Gaussian peaks")
+    a.add_argument(
+        "--bayes-sweeps", type=int, help="tempering sweeps per K for --bayes"
+    )
     a.add_argument("--jobs", type=int, default=1, help="processes for --bayes")
     a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     a.add_argument("-o", "--output", required=True, help="results file (.nc/.zarr)")
@@ -149,6 +152,8 @@ def _cmd_analyze(args) -> int:
     bayes_kwargs = {"n_jobs": args.jobs}
     if args.k_max is not None:
         bayes_kwargs["k_max"] = args.k_max
+    if args.bayes_sweeps is not None:
+        bayes_kwargs["n_sweeps"] = args.bayes_sweeps
     source = {
         "source_file": Path(args.stack).name,
         "source_sha256": stack.attrs.get("sha256", ""),
