@@ -117,3 +117,16 @@ def test_paper_sized_report_is_under_15_mb(tmp_path):
     out = xasviz.report(results, tmp_path / "paper.html")
     size_mb = out.stat().st_size / 1e6
     assert 5.0 < size_mb < 15.0, f"report is {size_mb:.1f} MB"
+
+
+def test_report_file_is_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from xasviz.synthetic import make_stack
+
+    s = make_stack(size=8, n_energy=20, n_domains=2, rng=0)
+    path = xasviz.report(s.stack, tmp_path / "r.html")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
