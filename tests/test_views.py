@@ -287,6 +287,10 @@ def test_serve_threaded_on_loopback(results):
         assert isinstance(server, pn.io.server.StoppableThread)
     finally:
         server.stop()
+        # stop() only asks the thread to end; wait for it, so that the cleanup
+        # fixture does not find it half-stopped on a busy machine.
+        server.join(timeout=30)
+    assert not server.is_alive()
 
 
 def test_extension_bundles_javascript():
