@@ -377,3 +377,30 @@ def test_pte_classes_bad_input():
         pte_classes(pte.where(False), maps)
     with pytest.raises(StackValidationError, match="dims \\(y, x\\)"):
         pte_classes(pte.expand_dims("z"), maps)
+
+
+def test_pte_classes_keeps_a_middle_class():
+    # Two domains split by PTE at one energy: section 2.6's separate maxima
+    # both land on that energy and leave D2 empty; min_fraction keeps D2.
+    rng = np.random.default_rng(0)
+    ny, nx = 20, 20
+    left = np.zeros((ny, nx), bool)
+    left[:, : nx // 2] = True
+    pte_map = np.where(left, 708.0, 710.0) + rng.normal(0, 0.05, (ny, nx))
+    pte = xr.DataArray(
+        pte_map, dims=("y", "x"), coords={"y": np.arange(ny), "x": np.arange(nx)}
+    )
+    maps = np.stack([left, ~left]).astype(float)
+    domains = xr.DataArray(
+        maps,
+        dims=("component", "y", "x"),
+        coords={"component": [1, 2], "y": np.arange(ny), "x": np.arange(nx)},
+    )
+    paper = pte_classes(pte, domains, min_fraction=0.0)
+    kept = pte_classes(pte, domains)
+    n_d2 = lambda ds: int(ds["classes"].sel(pte_class="D2").sum())  # noqa: E731
+    assert n_d2(paper) == 0
+    assert n_d2(kept) >= 0.05 * ny * nx
+    assert float(kept["E1"]) < float(kept["E2"])
+    with pytest.raises(ValueError, match="min_fraction"):
+        pte_classes(pte, domains, min_fraction=1.5)

@@ -69,15 +69,22 @@ def _threshold_scores(p, w, thresholds):
     return c3.max(axis=0), c1.max(axis=0)
 
 
-def _choose(thresholds, score3, score1):
+def _choose(thresholds, score3, score1, counts=None, min_count=0):
     """Thresholds (E1, E2) with E1 <= E2 maximising score3(E1) + score1(E2).
 
     When the two separate maxima of section 2.6 are already in order they are
     the answer; otherwise the best ordered pair is taken, so that the three
-    classes never overlap.
+    classes never overlap. With ``counts`` (pixels at or below each candidate)
+    only pairs leaving at least ``min_count`` pixels in D2 are allowed, when
+    any such pair exists.
     """
     total = score3[:, None] + score1[None, :]
-    total = np.where(np.triu(np.ones(total.shape, dtype=bool)), total, -np.inf)
+    allowed = np.triu(np.ones(total.shape, dtype=bool))
+    if counts is not None and min_count > 0:
+        wide = allowed & ((counts[None, :] - counts[:, None]) >= min_count)
+        if wide.any():
+            allowed = wide
+    total = np.where(allowed, total, -np.inf)
     i, j = np.unravel_index(np.argmax(total), total.shape)
     return i, j
 
@@ -123,6 +130,7 @@ def pte_classes(
     n_candidates: int = 200,
     quantile_range: tuple[float, float] = (0.005, 0.995),
     matching: str = "hungarian",
+    min_fraction: float = 0.05,
 ) -> xr.Dataset:
     """Split a PTE map into D1-D3 and compare the classes with domains (2.6, 3.4).
 
@@ -144,6 +152,11 @@ def pte_classes(
         their most similar domain), or each class with its most similar
         domain (the paper's reading, which may pair two classes with one
         domain).
+    min_fraction : float, default 0.05
+        Least fraction of the fitted pixels the middle class D2 must hold.
+        Section 2.6 chooses E1 and E2 separately, and on real maps both can
+        land on the same value, leaving D2 empty; xasviz then takes the best
+        pair that keeps D2 at this size. 0 gives the paper's rule unchanged.
 
     Returns
     -------
@@ -205,7 +218,16 @@ def pte_classes(
     p, w = p_all[ok], w_all[:, ok]
     thresholds = np.quantile(p, np.linspace(q_lo, q_hi, int(n_candidates)))
     score3, score1 = _threshold_scores(p, w, thresholds)
-    i, j = _choose(thresholds, score3, score1)
+    if not 0.0 <= float(min_fraction) < 1.0:
+        raise ValueError(f"min_fraction must be in [0, 1); got {min_fraction!r}.")
+    counts = np.searchsorted(np.sort(p), thresholds, side="right")
+    i, j = _choose(
+        thresholds,
+        score3,
+        score1,
+        counts=counts,
+        min_count=int(np.ceil(float(min_fraction) * p.size)),
+    )
     e1, e2 = float(thresholds[i]), float(thresholds[j])
     onehot = np.stack([p > e2, (p > e1) & (p <= e2), p <= e1]).astype(np.float64)
     table, _, _ = cosine_table(onehot, w)
@@ -251,6 +273,7 @@ def pte_classes(
         n_candidates=int(n_candidates),
         quantile_range=[q_lo, q_hi],
         matching=matching,
+        min_fraction=float(min_fraction),
     )
     ds.attrs = provenance(
         "pte_classes",
