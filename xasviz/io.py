@@ -190,27 +190,10 @@ def _energy_coord_attrs(da: xr.DataArray) -> xr.DataArray:
 
 def _read_number_text(path: Path) -> np.ndarray:
     """A numeric table from a text file: whitespace or commas, ``#`` comments."""
-    rows = []
-    for k, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            rows.append([float(t) for t in re.split(r"[,\s;]+", line) if t])
-        except ValueError as err:
-            raise StackValidationError(
-                f"Line {k} of {path.name!r} is not numeric: {line[:60]!r}. "
-                "Comment it out with '#' or remove it."
-            ) from err
-    if not rows:
-        raise StackValidationError(f"{path.name!r} holds no numbers.")
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        raise StackValidationError(
-            f"The rows of {path.name!r} have different numbers of columns "
-            f"({sorted(widths)}); the file is damaged or not a plain table."
-        )
-    return np.array(rows)
+    table, _ = _spectrum_table(
+        path.read_text(errors="replace").splitlines(), path, allow_header=False
+    )
+    return table
 
 
 def _energy_from(energy, n_frames: int, source: str) -> np.ndarray:
@@ -890,7 +873,12 @@ def _is_name(token: str) -> bool:
     return False
 
 
-def _spectrum_table(lines, p: Path):
+def _spectrum_table(lines, p: Path, *, allow_header: bool = True):
+    """Numeric rows of a column text file and its header row of names, if any.
+
+    With ``allow_header`` a first non-comment line made only of names (a CSV
+    header) is returned as the header instead of being refused.
+    """
     rows, header = [], None
     for k, line in enumerate(lines, 1):
         s = line.split("#", 1)[0].strip()
@@ -900,7 +888,8 @@ def _spectrum_table(lines, p: Path):
         try:
             rows.append([float(t) for t in tokens])
         except ValueError as err:
-            if not rows and header is None and all(_is_name(t) for t in tokens):
+            names_only = all(_is_name(t) for t in tokens)
+            if allow_header and not rows and header is None and names_only:
                 header = tokens
                 continue
             raise StackValidationError(
