@@ -871,27 +871,23 @@ def _pte_section(tree, ctx):
             name="report_pte_classes",
         )
         out_figs.append(cfig)
-        step = max(float(finite.max() - finite.min()) / 400, 1e-3)
-        s1 = Slider(
-            name="pte_E1",
-            title="E1 (eV)",
-            start=float(finite.min()),
-            end=float(finite.max()),
-            value=float(np.clip(e1, finite.min(), finite.max())),
-            step=step,
-            width=300,
-            format="0.00",
-        )
-        s2 = Slider(
-            name="pte_E2",
-            title="E2 (eV)",
-            start=float(finite.min()),
-            end=float(finite.max()),
-            value=float(np.clip(e2, finite.min(), finite.max())),
-            step=step,
-            width=300,
-            format="0.00",
-        )
+        lo, hi = float(finite.min()), float(finite.max())
+        step = max((hi - lo) / 400, 1e-3)
+
+        def threshold_slider(label, value):
+            return Slider(
+                name=f"pte_{label}",
+                title=f"{label} (eV)",
+                start=lo,
+                end=hi,
+                value=float(np.clip(value, lo, hi)),
+                step=step,
+                width=300,
+                format="0.00",
+            )
+
+        s1 = threshold_slider("E1", e1)
+        s2 = threshold_slider("E2", e2)
         cb = CustomJS(
             args=dict(pte=psrc, cls=csrc, s1=s1, s2=s2, fig=cfig), code=_PTE_JS
         )
