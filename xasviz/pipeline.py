@@ -247,7 +247,7 @@ def analyze(
                 ref = normalize(
                     ref,
                     method=normalization,
-                    **_spectrum_kwargs(normalization, normalize_kwargs),
+                    **_spectrum_kwargs(normalize_kwargs),
                 )
         diff = subtract_reference(x0, ref)
         ref_on_grid = _reference_on_grid(x0, diff, ok)
@@ -298,7 +298,7 @@ def analyze(
         with _timed("pte", timings):
             pte_ds = compare.peak_top_energy(x0, **(pte_kwargs or {}))
             tree["pte"] = pte_ds
-            if chosen >= 1 and int((~pte_ds["mask"]).sum()) >= 3:
+            if int((~pte_ds["mask"]).sum()) >= 3:
                 tree["pte_classes"] = compare.pte_classes(pte_ds, onmf_ds)
             else:
                 logger.warning(
@@ -329,7 +329,7 @@ def analyze(
     return xr.DataTree.from_dict({"/": xr.Dataset(attrs=root_attrs), **tree})
 
 
-def _spectrum_kwargs(method: str, kwargs: dict) -> dict:
+def _spectrum_kwargs(kwargs: dict) -> dict:
     """Normalisation settings that also make sense for a single spectrum."""
     drop = {"min_edge_step"}
     return {k: v for k, v in kwargs.items() if k not in drop}

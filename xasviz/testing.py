@@ -17,17 +17,6 @@ __all__ = [
 ]
 
 
-def _as_maps(obj) -> xr.DataArray:
-    if isinstance(obj, xr.Dataset):
-        obj = obj["domains"]
-    if not isinstance(obj, xr.DataArray) or "component" not in obj.dims:
-        raise TypeError(
-            "expected domain maps: a Dataset with a 'domains' variable or a "
-            f"DataArray with dims (component, y, x); got {type(obj).__name__}."
-        )
-    return obj
-
-
 def matched_cosines(found, truth) -> np.ndarray:
     """Cosine of every true map with its Hungarian-matched found map.
 
@@ -42,7 +31,7 @@ def matched_cosines(found, truth) -> np.ndarray:
     """
     from .compare import correlate
 
-    corr = correlate(_as_maps(truth), _as_maps(found), names=("truth", "found"))
+    corr = correlate(truth, found, names=("truth", "found"))
     return np.asarray(corr["matched_correlation"].values, dtype=float)
 
 
