@@ -74,12 +74,11 @@ def _timed(label: str, timings: dict[str, float]):
     return _T()
 
 
-def _input_group(raw, norm: xr.Dataset, reference, source: dict[str, Any]):
+def _input_group(
+    raw, norm: xr.Dataset, ok, mean_spec, reference, source: dict[str, Any]
+):
     """Stack summary kept beside the results (what the report's first part shows)."""
     x0 = norm["normalized"]
-    ok = valid_pixels(x0)
-    flat = x0.values.reshape(-1, x0.sizes["energy"])[ok.ravel()]
-    mean_spec = flat.mean(axis=0) if flat.size else np.full(x0.sizes["energy"], np.nan)
     ds = xr.Dataset(
         {
             "stack": x0.astype(np.float32),
@@ -233,10 +232,10 @@ def analyze(
                 "No pixel is left after normalisation (all masked). Check the "
                 "normalisation ranges or pass a smaller min_edge_step."
             )
+        mean_spec = x0.values.reshape(-1, x0.sizes["energy"])[ok.ravel()].mean(0)
         if reference is None:
-            flat = x0.values.reshape(-1, x0.sizes["energy"])[ok.ravel()]
             ref = xr.DataArray(
-                flat.mean(axis=0),
+                mean_spec,
                 dims="energy",
                 coords={"energy": x0["energy"].values},
                 attrs={"source": "mean normalised spectrum of the stack"},
@@ -253,7 +252,7 @@ def analyze(
         ref_on_grid = _reference_on_grid(x0, diff, ok)
     bar.update()
     tree: dict[str, xr.Dataset] = {}
-    tree["input"] = _input_group(raw, norm, ref_on_grid, source or {})
+    tree["input"] = _input_group(raw, norm, ok, mean_spec, ref_on_grid, source or {})
 
     from .factorize import bcv as run_bcv
     from .factorize import onmf as run_onmf
