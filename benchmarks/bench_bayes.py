@@ -83,6 +83,7 @@ def main() -> None:
     se = res["free_energy_min_se"].values
     print("min_b F(K, b):", np.round(res["free_energy_min"].values, 2).tolist())
     print("its SE:        ", np.round(se, 3).tolist(), f"(max {se.max():.3f})")
+    print("sweeps per K:  ", res["n_sweeps_total"].values.tolist())
     print("CPU seconds summed over the K runs:")
     for key in ("model", "proposal", "exchange", "free_energy"):
         v = a[f"time_{key}_s"]

@@ -38,7 +38,7 @@ def planted(k: int, seed: int, sigma: float = SIGMA):
 
 
 # Small, fast settings for tests of structure (not of accuracy).
-FAST = dict(k_max=1, n_sweeps=40, n_blocks=4, n_samples=200, ladder=30)
+FAST = dict(k_max=1, n_sweeps=40, n_blocks=4, n_samples=200, ladder=30, se_target=None)
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +365,9 @@ def test_bad_settings():
 def test_coarse_ladder_warns():
     s, _ = planted(0, 0)
     with pytest.warns(ConvergenceWarning, match="hardly exchange"):
-        decompose(s, k_max=0, ladder=[0.0, 1e-3, 1e6], n_sweeps=40, n_blocks=4)
+        decompose(
+            s, k_max=0, ladder=[0.0, 1e-3, 1e6], n_sweeps=40, n_blocks=4, se_target=None
+        )
 
 
 # ---------------------------------------------------------------------------

@@ -109,6 +109,8 @@ def test_cli_analyze_and_report(planted, tmp_path, capsys):
             "2-4",
             "--folds",
             "4",
+            "--orthogonal",
+            "exact",
             "-o",
             str(out),
             "--report",
@@ -119,6 +121,9 @@ def test_cli_analyze_and_report(planted, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "chosen rank: 3" in text
     assert out.exists() and rep.exists()
+    onmf_res = xasviz.load(out)["onmf"].to_dataset()
+    assert onmf_res.attrs["orthogonal"] == "exact"
+    assert float(onmf_res["orthogonality"]) == 0.0
     assert rep.stat().st_size > 10_000
     rep2 = tmp_path / "again.html"
     assert main(["-q", "report", str(out), "-o", str(rep2)]) == 0

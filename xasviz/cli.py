@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         "'onmf' (held-out factors under ONMF's constraints)",
     )
     a.add_argument("--n-init", type=int, help="ONMF restarts")
+    a.add_argument(
+        "--orthogonal",
+        choices=["approximate", "exact"],
+        default="approximate",
+        help="ONMF maps as Algorithm 1 leaves them, or refined so that every "
+        "pixel lies in one domain (eq. 3 held exactly)",
+    )
     a.add_argument("--no-kmeans", action="store_true", help="skip k-means check")
     a.add_argument("--no-pte", action="store_true", help="skip peak-top-energy map")
     a.add_argument(
@@ -143,7 +150,7 @@ def _cmd_analyze(args) -> int:
     reference = None
     if args.reference:
         reference = open_spectrum(args.reference, column=args.reference_column)
-    onmf_kwargs = {}
+    onmf_kwargs = {"orthogonal": args.orthogonal}
     if args.n_init:
         onmf_kwargs["n_init"] = args.n_init
     normalize_kwargs = {}

@@ -268,7 +268,9 @@ def analyze(
                 predictor=bcv_predictor,
                 rng=seeds["bcv"],
                 progress=progress,
-                **onmf_kwargs,
+                # The fold fits are Algorithm 1's; the exact-orthogonality
+                # refinement applies to the final maps only.
+                **{k: v for k, v in onmf_kwargs.items() if k != "orthogonal"},
             )
         tree["bcv"] = bcv_ds
         chosen = int(bcv_ds["best_rank"])

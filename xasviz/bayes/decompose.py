@@ -21,7 +21,7 @@ from scipy.optimize import least_squares
 from .._errors import ConvergenceWarning, StackValidationError
 from .._utils import as_rng, child_seeds, progress_bar, provenance, seed_of, warn
 from .._validation import check_energy_axis
-from .fitting import greedy_fits, initial_walkers, map_fit
+from .fitting import greedy_fits, initial_walkers, map_fit, sort_gaussians
 from .model import (
     N_BASE,
     _curve,
@@ -32,7 +32,14 @@ from .model import (
     to_natural,
 )
 from .priors import Prior, SpectralPrior, check_spectrum_for_prior
-from .tempering import adapt_ladder, default_moves, log_z_at, log_z_ladder, temper
+from .tempering import (
+    adapt_ladder,
+    continue_run,
+    default_moves,
+    log_z_at,
+    log_z_ladder,
+    temper,
+)
 
 __all__ = ["decompose", "noise_estimate", "auto_ladder"]
 
@@ -164,7 +171,10 @@ def _run_one(task: dict) -> dict:
     """Tempered run and free-energy curve for one spectrum and one K."""
     energy, y, k = task["energy"], task["y"], task["k"]
     betas = task["betas"]
-    prior = SpectralPrior(task["bounds"], k)
+    # Exchangeable Gaussians while tempering: the same Z as the ordered prior
+    # (see SpectralPrior), and no move is rejected for carrying a centre past
+    # another one, which the one-Gaussian block moves do often.
+    prior = SpectralPrior(task["bounds"], k, ordered=task.get("ordered", False))
     rng = np.random.default_rng(task["seed"])
     n_walkers = task["n_walkers"] or max(2 * prior.ndim + 2, 24)
     init = initial_walkers(energy, prior, task["theta_init"], betas, n_walkers, rng)
@@ -186,7 +196,7 @@ def _run_one(task: dict) -> dict:
             n_sweeps=n_pilot // 2,
             n_burn=n_pilot - n_pilot // 2,
             rng=rng,
-            moves=default_moves(*prior.lower_upper()),
+            moves=default_moves(*prior.lower_upper(), blocks=prior.blocks()),
             init=init,
         )
         new = adapt_ladder(betas, pilot.sum_sq, betas.size - 1)
@@ -194,6 +204,7 @@ def _run_one(task: dict) -> dict:
         init = np.concatenate([pilot.coords[:1], pilot.coords[1 + near]])
         betas = new
         n_burn = max(n_burn - n_pilot, 0)
+    moves = default_moves(*prior.lower_upper(), blocks=prior.blocks())
     run = temper(
         sum_sq,
         prior,
@@ -202,21 +213,56 @@ def _run_one(task: dict) -> dict:
         n_sweeps=task["n_sweeps"],
         n_burn=n_burn,
         rng=rng,
-        moves=default_moves(*prior.lower_upper()),
+        moves=moves,
         callback=task.get("callback"),
         init=init,
     )
     if pilot is not None:
         for key in run.timings:
             run.timings[key] += pilot.timings[key]
-    t0 = time.perf_counter()
-    log_z, reps, se = log_z_ladder(run.sum_sq, betas, task["n_blocks"])
+    fe_time = [0.0]
+
+    def timed(func, *args):
+        t0 = time.perf_counter()
+        out = func(*args)
+        fe_time[0] += time.perf_counter() - t0
+        return out
+
+    log_z, reps, _ = timed(log_z_ladder, run.sum_sq, betas, task["n_blocks"])
+    # Continue while F's error at its minimum over b is above the target.
+    # Errors this large come from chains still drifting (over-complete K
+    # keeps finding better fits for a long time), so every continuation also
+    # moves the burn-in on: the kept sweeps stay the same fraction of all
+    # sweeps run as with the defaults.
+    n_all = task["n_burn"] + task["n_sweeps"]
+    keep_frac = task["n_sweeps"] / n_all
+    chunk = max(task["n_sweeps"] // 2, 2 * task["n_blocks"])
+    grid, target = task["grid"], task["se_target"]
+    while (
+        target is not None
+        and n_all + chunk <= task["max_sweeps"]
+        and timed(_se_at_min, run, betas, log_z, reps, grid, y.size) > target
+    ):
+        more = temper(
+            sum_sq,
+            prior,
+            betas,
+            n_walkers=n_walkers,
+            n_sweeps=chunk,
+            n_burn=0,
+            rng=rng,
+            moves=moves,
+            init=run.coords,
+        )
+        n_all += chunk
+        run = continue_run(run, more, keep=round(keep_frac * n_all))
+        log_z, reps, _ = timed(log_z_ladder, run.sum_sq, betas, task["n_blocks"])
     # Report on the common grid (every K and spectrum share it) and on the
     # fine grid for the minimum over b, reweighted from the nearest rung.
     report = task["report"]
-    log_z_rep, se_rep = log_z_at(report, run.sum_sq, betas, log_z, reps)
-    log_z_grid, se_grid = log_z_at(task["grid"], run.sum_sq, betas, log_z, reps)
-    timings = dict(run.timings, free_energy=time.perf_counter() - t0)
+    log_z_rep, se_rep = timed(log_z_at, report, run.sum_sq, betas, log_z, reps)
+    log_z_grid, se_grid = timed(log_z_at, grid, run.sum_sq, betas, log_z, reps)
+    timings = dict(run.timings, free_energy=fe_time[0])
     return dict(
         k=k,
         betas=betas,
@@ -229,7 +275,26 @@ def _run_one(task: dict) -> dict:
         swap_acceptance=run.swap_acceptance,
         timings=timings,
         n_walkers=n_walkers,
+        n_sweeps_total=n_all,
+        n_sweeps_kept=int(run.sum_sq.shape[0]),
     )
+
+
+def _se_at_min(run, betas, log_z, reps, grid, n) -> float:
+    """Standard error of ``F(K, b)`` at its minimum over the fine grid of b.
+
+    Only the grid between the rungs either side of the best rung is
+    reweighted: ``F`` is smooth in ``b``, and reweighting the whole grid at
+    every check would cost more than the sampling it decides on.
+    """
+    f_rung = _free_energy(log_z[1:], betas[1:], n)
+    j = 1 + int(np.argmin(f_rung))
+    lo, hi = betas[max(j - 1, 1)], betas[min(j + 1, betas.size - 1)]
+    near = grid[(grid >= lo) & (grid <= hi)]
+    if near.size == 0:
+        near = grid[[int(np.argmin(np.abs(np.log(grid) - np.log(betas[j]))))]]
+    lz, lz_se = log_z_at(near, run.sum_sq, betas, log_z, reps)
+    return float(lz_se[np.argmin(_free_energy(lz, near, n))])
 
 
 def _free_energy(log_z: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
@@ -262,7 +327,7 @@ def _posterior(energy, y, prior, k, b, start, n_samples, n_steps, seed):
         dim,
         log_prob,
         vectorize=True,
-        moves=default_moves(*prior.lower_upper()),
+        moves=default_moves(*prior.lower_upper(), blocks=prior.blocks()),
     )
     sampler.random_state = np.random.RandomState(seed % (2**32 - 1)).get_state()
     burn = n_steps // 4
@@ -288,6 +353,8 @@ def decompose(
     n_walkers: int | None = None,
     n_samples: int = 2000,
     n_blocks: int = 10,
+    se_target: float | None = 0.3,
+    max_sweeps: int | None = None,
     prior=None,
     rng=None,
     progress: bool | str = False,
@@ -325,6 +392,18 @@ def decompose(
         Length of the returned posterior chain at the chosen (K, b).
     n_blocks : int
         Blocks of sweeps for the jackknife standard errors of F.
+    se_target : float or None
+        Target standard error (nats) of ``min_b F(K, b)``. A run whose error
+        is above it after ``n_burn + n_sweeps`` sweeps is continued in chunks
+        of ``n_sweeps // 2`` sweeps, the burn-in growing with it (the kept
+        sweeps stay the fraction ``n_sweeps / (n_burn + n_sweeps)`` of all),
+        until the error is below the target or ``max_sweeps`` is reached.
+        None: never continue.
+    max_sweeps : int, optional
+        Most sweeps (burn-in included, the ladder pilot excluded) of one run;
+        default ``4 (n_burn + n_sweeps)``. The sweeps each K actually used
+        are in ``n_sweeps_total``; a K that stops at this cap above the target
+        gets a ``ConvergenceWarning``.
     prior : None, dict or Prior
         Overrides of the default priors (see :class:`xasviz.bayes.Prior`).
     rng : None, int or numpy.random.Generator
@@ -360,6 +439,8 @@ def decompose(
         move_acceptance     K, rung            within-rung acceptance
         swap_acceptance     K, rung            exchange acceptance with the rung
                                                below
+        n_sweeps_total      K                  sweeps each K's run took (burn-in
+                                               and continuations included)
         ==================  =================  ==================================
 
         Read the MAP as ``ds["map"]`` (``ds.map`` is :meth:`Dataset.map`).
@@ -419,6 +500,19 @@ def decompose(
             f"k_max={k_max}, as emcee's ensemble moves need); got {n_walkers!r}."
         )
     n_burn = n_sweeps // 2 if n_burn is None else int(n_burn)
+    if se_target is not None and not (
+        isinstance(se_target, (int, float, np.floating)) and se_target > 0
+    ):
+        raise ValueError(f"se_target must be a number > 0 or None; got {se_target!r}.")
+    if max_sweeps is None:
+        max_sweeps = 4 * (n_burn + n_sweeps)
+    elif (
+        not isinstance(max_sweeps, (int, np.integer)) or max_sweeps < n_burn + n_sweeps
+    ):
+        raise ValueError(
+            f"max_sweeps must be an int >= n_burn + n_sweeps ({n_burn + n_sweeps}); "
+            f"got {max_sweeps!r}."
+        )
     energy = da["energy"].values.astype(np.float64)
     ys = da.values
     labels = [
@@ -465,6 +559,8 @@ def decompose(
                     theta_init=fits[k],
                     report=betas[1:],
                     adapt=adapt,
+                    se_target=se_target,
+                    max_sweeps=max_sweeps,
                 )
             )
     results = _run_tasks(tasks, n_jobs, progress, n_sweeps + n_burn)
@@ -476,6 +572,8 @@ def decompose(
         n_walkers=n_walkers,
         n_samples=n_samples,
         n_blocks=n_blocks,
+        se_target=se_target,
+        max_sweeps=max_sweeps,
         n_jobs=n_jobs,
         ladder=betas,
         prior=bounds[0] if single else bounds,
@@ -485,7 +583,9 @@ def decompose(
         res = [results[(s, k)] for k in ks]
         post_seed = seeds[2 * (s * len(ks)) + 1]
         out.append(
-            _summarise(energy, y, bounds[s], res, betas, grid, n_samples, post_seed)
+            _summarise(
+                energy, y, bounds[s], res, betas, grid, n_samples, post_seed, se_target
+            )
         )
     ds = _assemble(out, da, single)
     timing = {
@@ -577,7 +677,7 @@ def _run_tasks(tasks, n_jobs, progress, sweeps_per_task) -> dict:
     return results
 
 
-def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed) -> dict:
+def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed, se_target) -> dict:
     """Choose (K, b) for one spectrum and describe the posterior there."""
     n = y.size
     ks = [r["k"] for r in res]
@@ -600,6 +700,19 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed) -> dict:
             "reaching higher inverse temperatures (ladder=[...]).",
             ConvergenceWarning,
         )
+    if se_target is not None:
+        # Only K whose free energy could compete with the chosen one matter
+        # for the choice; far-off K keep their larger errors without a word.
+        close = f_min - f_min[i_k] < 3.0 + 3.0 * np.hypot(f_min_se, f_min_se[i_k])
+        loose = [ks[i] for i in np.flatnonzero(close & (f_min_se > se_target))]
+        if loose:
+            warn(
+                f"The free energy of K={loose} (within a few nats of the minimum) "
+                f"has a standard error above se_target={se_target} nats after "
+                f"the largest number of sweeps allowed (max_sweeps): the choice "
+                "of K may not be settled. Raise max_sweeps or n_sweeps.",
+                ConvergenceWarning,
+            )
     r = res[i_k]
     low_swap = r["swap_acceptance"] < 0.02
     if low_swap.any():
@@ -612,8 +725,13 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed) -> dict:
         )
     prior = SpectralPrior(bounds, k)
     rung = 1 + int(np.argmin(np.abs(np.log(r["betas"][1:]) - np.log(b))))
-    start = r["coords"][rung]
-    n_steps = max(n_samples // start.shape[0], 200)
+    # The tempered walkers are unordered; relabel them into the ordered prior's
+    # support, where the posterior run and the reported intervals live.
+    start = sort_gaussians(r["coords"][rung], k)
+    # One rung is cheap next to the tempered runs; a long chain makes the
+    # 2.5 % and 97.5 % quantiles stable (emcee's autocorrelation in 20-30
+    # dimensions is of the order of a hundred steps).
+    n_steps = max(n_samples // start.shape[0], 2000)
     chain, logp, full_chain, acc = _posterior(
         energy, y, prior, k, b, start, n_samples, n_steps, seed
     )
@@ -647,6 +765,7 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed) -> dict:
         ladder=np.array([x["betas"][1:] for x in res]),
         move_acceptance=np.array([x["move_acceptance"][1:] for x in res]),
         swap_acceptance=np.array([x["swap_acceptance"] for x in res]),
+        n_sweeps_total=np.array([x["n_sweeps_total"] for x in res]),
         posterior_acceptance=acc,
     )
 
@@ -694,6 +813,7 @@ def _assemble(out: list[dict], da: xr.DataArray, single: bool) -> xr.Dataset:
                 "ladder": (("K", "rung"), o["ladder"]),
                 "move_acceptance": (("K", "rung"), o["move_acceptance"]),
                 "swap_acceptance": (("K", "rung"), o["swap_acceptance"]),
+                "n_sweeps_total": ("K", o["n_sweeps_total"]),
                 "posterior_acceptance": ((), o["posterior_acceptance"]),
             },
             coords={

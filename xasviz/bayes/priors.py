@@ -201,6 +201,16 @@ class SpectralPrior:
         Output of :meth:`Prior.resolve`.
     k : int
         Number of Gaussians.
+    ordered : bool
+        True (default): the centres are ordered, ``centre_1 < ... < centre_K``,
+        with the order-statistics density ``K! / (high - low)^K``, so that
+        labels cannot swap. False: the K centres are independent uniforms
+        (density ``1 / (high - low)^K``) and the Gaussians are exchangeable.
+        The model curve is symmetric under any relabelling of the Gaussians,
+        so both priors give the same evidence ``Z`` (the unordered posterior
+        is K! copies of the ordered one, each with ``1 / K!`` of the prior
+        mass); the tempered runs sample the unordered form because walkers
+        then never have a move rejected for crossing another centre.
 
     Notes
     -----
@@ -209,9 +219,10 @@ class SpectralPrior:
     ``logpdf(theta (M, D)) -> (M,)``, ``-inf`` outside the support.
     """
 
-    def __init__(self, bounds: dict[str, tuple], k: int):
+    def __init__(self, bounds: dict[str, tuple], k: int, ordered: bool = True):
         self.bounds = bounds
         self.k = int(k)
+        self.ordered = bool(ordered)
         self.ndim = N_BASE + 3 * self.k
         # Uniform boxes in sampling space: (column, low, high).
         b = bounds
@@ -231,12 +242,11 @@ class SpectralPrior:
         self._cols = np.array([c for c, _, _ in box], dtype=int)
         self._low = np.array([lo for _, lo, _ in box])
         self._high = np.array([hi for _, _, hi in box])
-        c_lo, c_hi = b["centre"]
-        # Box densities, except the centres: ordering multiplies their joint
-        # density by K! (order statistics of K uniforms).
-        self._log_norm = float(
-            -np.sum(np.log(self._high - self._low)) + math.lgamma(self.k + 1)
-        )
+        # Box densities; ordering multiplies the centres' joint density by K!
+        # (order statistics of K uniforms).
+        self._log_norm = float(-np.sum(np.log(self._high - self._low)))
+        if self.ordered:
+            self._log_norm += math.lgamma(self.k + 1)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Independent draws, shape (n, D), in sampling space."""
@@ -246,7 +256,7 @@ class SpectralPrior:
         theta[:, 0] = rng.normal(m, s, n)
         m, s = self.bounds["E_WL_minus_E0"]
         theta[:, 5] = theta[:, 2] + rng.normal(m, s, n)
-        if self.k > 1:
+        if self.ordered and self.k > 1:
             c = slice(N_BASE + self.k, N_BASE + 2 * self.k)
             theta[:, c] = np.sort(theta[:, c], axis=1)
         return theta
@@ -255,7 +265,7 @@ class SpectralPrior:
         """Log prior density in sampling space, shape (M,); -inf off support."""
         x = theta[:, self._cols]
         inside = np.all((x >= self._low) & (x <= self._high), axis=1)
-        if self.k > 1:
+        if self.ordered and self.k > 1:
             c = theta[:, N_BASE + self.k : N_BASE + 2 * self.k]
             inside &= np.all(np.diff(c, axis=1) > 0, axis=1)
         m, s = self.bounds["y0"]
@@ -264,6 +274,14 @@ class SpectralPrior:
         lp += _normal_logpdf(theta[:, 5] - theta[:, 2], m, s)
         lp += self._log_norm
         return np.where(inside, lp, -np.inf)
+
+    def blocks(self) -> list[np.ndarray]:
+        """Groups of coupled coordinates: the step, the white line, and one
+        group per Gaussian (its amplitude, centre and width)."""
+        out = [np.arange(0, 4), np.arange(4, N_BASE)]
+        for i in range(self.k):
+            out.append(N_BASE + i + self.k * np.arange(3))
+        return out
 
     def lower_upper(self) -> tuple[np.ndarray, np.ndarray]:
         """Bounds per column for a local optimiser (inf for normal priors)."""
