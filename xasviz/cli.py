@@ -213,6 +213,11 @@ def _summary(results) -> None:
             for r, e in zip(b["rank"].values, b["mean_error"].values)
         )
         lines.append(f"BCV mean error by rank: {curve}")
+        if "best_rank_onmf" in b:
+            lines.append(
+                f"BCV best rank by predictor: pinv (paper) {int(b['best_rank_pinv'])}"
+                f", constrained ONMF {int(b['best_rank_onmf'])}"
+            )
     lines.append(f"chosen rank: {results.attrs.get('chosen_rank')}")
     if "onmf" in results:
         o = results["onmf"].to_dataset()

@@ -516,6 +516,15 @@ def _bcv_section(tree, ctx):
     for key in ("best_rank", "min_rank", "one_se_rank"):
         if key in bcv:
             rows.append((key.replace("_", " "), str(int(bcv[key]))))
+    # Both predictors score the same fold fits; the one not plotted is still
+    # worth a line (docs/factorization.md compares them).
+    for key, label in (
+        ("best_rank_pinv", "best rank, pinv predictor (paper)"),
+        ("best_rank_onmf", "best rank, constrained ONMF predictor"),
+    ):
+        if key in bcv:
+            rows.append((label, str(int(bcv[key]))))
+    rows.append(("predictor plotted", str(bcv.attrs.get("predictor", "pinv"))))
     return [row([fig, Div(text=rf.html_table(rows, ("", "value")))])]
 
 

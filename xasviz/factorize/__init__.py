@@ -46,6 +46,7 @@ _INITS = {"kmeans": init_kmeans, "random": init_random}
 _SCHEMES = ("paper", "blocks")
 _RULES = ("min", "one_se")
 _ORTHOGONAL = ("exact", "approximate")
+_PREDICTORS = ("pinv", "onmf")
 
 
 # ------------------------------------------------------------------ helpers
@@ -554,8 +555,13 @@ def bcv(
     -------
     xarray.Dataset
         ``error`` (rank, fold), ``mean_error`` (rank), ``std_error`` (rank),
-        ``best_rank``, ``min_rank``, ``one_se_rank`` (scalars); attrs: every
-        setting, ``rule``, ``scheme``, ``seed``, ``n_unconverged``.
+        ``best_rank``, ``min_rank``, ``one_se_rank`` (scalars), all for the
+        chosen ``predictor``. Both predictors score the same fold fits, so
+        both curves come at no extra cost: ``mean_error_pinv``,
+        ``std_error_pinv``, ``mean_error_onmf``, ``std_error_onmf`` (rank)
+        and ``best_rank_pinv``, ``best_rank_onmf`` (scalars, by ``rule``).
+        Attrs: every setting, ``rule``, ``scheme``, ``seed``,
+        ``n_unconverged``.
 
     Raises
     ------
@@ -590,7 +596,7 @@ def bcv(
     scheme = _check_choice(scheme, "scheme", _SCHEMES)
     rule = _check_choice(rule, "rule", _RULES)
     start = _check_choice(start, "start", ("warm", "fresh"))
-    predictor = _check_choice(predictor, "predictor", ("pinv", "onmf"))
+    predictor = _check_choice(predictor, "predictor", _PREDICTORS)
     rank_arr = _parse_ranks(ranks)
     if folds is None:
         folds = 20 if scheme == "paper" else 2
@@ -615,7 +621,7 @@ def bcv(
             f"block can hold ({m_d} pixels x {n_d} energies); use smaller ranks "
             "or more folds."
         )
-    error = np.empty((rank_arr.size, len(splits)))
+    errors = {p: np.empty((rank_arr.size, len(splits))) for p in _PREDICTORS}
     n_bad = 0
     bar = progress_bar(total=rank_arr.size * len(splits), progress=progress, desc="bcv")
     with bar:
@@ -627,7 +633,7 @@ def bcv(
                 full = fit_onmf(X, Wt, Ht, max_iter=max_iter, tol=tol)
                 warm = (full.Wt, full.Ht)
             for f, (rows_out, cols_out) in enumerate(splits):
-                err, conv = fold_error(
+                errs, conv = fold_error(
                     X,
                     rows_out,
                     cols_out,
@@ -636,22 +642,33 @@ def bcv(
                     rng=np.random.default_rng(child_seeds(rng, 1)[0]),
                     max_iter=max_iter,
                     tol=tol,
-                    predictor=predictor,
                 )
-                error[i, f] = err
+                for p in _PREDICTORS:
+                    errors[p][i, f] = errs[p]
                 n_bad += not conv
                 bar.update(1)
-            logger.info("bcv rank %d: mean error %.6g", rank, error[i].mean())
+            logger.info(
+                "bcv rank %d: mean error %.6g (%s predictor)",
+                rank,
+                errors[predictor][i].mean(),
+                predictor,
+            )
     if n_bad:
         warn(
-            f"{n_bad} of {error.size} fold fits stopped at max_iter={max_iter} "
+            f"{n_bad} of {errors[predictor].size} fold fits stopped at "
+            f"max_iter={max_iter} "
             f"before meeting tol={tol:g}; raise max_iter or tol.",
             ConvergenceWarning,
         )
-    mean = error.mean(axis=1)
-    se = error.std(axis=1, ddof=1) / np.sqrt(error.shape[1])
+    summary = {}
+    for p, err in errors.items():
+        mean = err.mean(axis=1)
+        se = err.std(axis=1, ddof=1) / np.sqrt(err.shape[1])
+        min_rank, one_se_rank = _choose(rank_arr, mean, se)
+        summary[p] = (mean, se, min_rank if rule == "min" else one_se_rank)
+    error = errors[predictor]
+    mean, se, best = summary[predictor]
     min_rank, one_se_rank = _choose(rank_arr, mean, se)
-    best = min_rank if rule == "min" else one_se_rank
     settings = dict(
         ranks=rank_arr.tolist(),
         folds=folds,
@@ -681,6 +698,9 @@ def bcv(
             "best_rank": best,
             "min_rank": min_rank,
             "one_se_rank": one_se_rank,
+            **{f"mean_error_{p}": ("rank", summary[p][0]) for p in _PREDICTORS},
+            **{f"std_error_{p}": ("rank", summary[p][1]) for p in _PREDICTORS},
+            **{f"best_rank_{p}": summary[p][2] for p in _PREDICTORS},
         },
         coords={"rank": rank_arr, "fold": np.arange(len(splits))},
         attrs=attrs,

@@ -107,8 +107,7 @@ def fold_error(
     rng: np.random.Generator,
     max_iter: int,
     tol: float,
-    predictor: str = "pinv",
-) -> tuple[float, bool]:
+) -> tuple[dict[str, float], bool]:
     """Factorize ``X_D`` at ``rank`` and return the fold's hold-out error.
 
     Parameters
@@ -120,12 +119,12 @@ def fold_error(
         A factorization of the whole ``X`` at this rank, restricted here to the
         kept rows and columns as the start (warm start); None starts from
         k-means on ``X_D``.
-    predictor : {"pinv", "onmf"}
-        :func:`holdout_error` (the paper's) or :func:`holdout_error_onmf`.
 
     Returns
     -------
-    error : float
+    errors : dict
+        ``"pinv"``: :func:`holdout_error` (the paper's predictor);
+        ``"onmf"``: :func:`holdout_error_onmf`.
     converged : bool
     """
     m, n = X.shape
@@ -138,12 +137,13 @@ def fold_error(
         Wt = np.ascontiguousarray(start[0][:, rows_in])
         Ht = start[1][:, cols_in]
     fit = fit_onmf(XD, Wt, Ht, max_iter=max_iter, tol=tol, rownorm2=row_norms2(XD))
-    err_fn = holdout_error if predictor == "pinv" else holdout_error_onmf
-    err = err_fn(
+    blocks = (
         X[np.ix_(rows_out, cols_out)],
         X[np.ix_(rows_out, cols_in)],
         X[np.ix_(rows_in, cols_out)],
         fit.Wt,
         fit.Ht,
     )
-    return err, fit.converged
+    # Both predictors cost little next to the fit, so both are returned.
+    errors = {"pinv": holdout_error(*blocks), "onmf": holdout_error_onmf(*blocks)}
+    return errors, fit.converged
