@@ -9,7 +9,9 @@ eV), this measures:
 - k-means (scikit-learn ``KMeans``, 4 starts) at the same settings, same score;
 - how collinear the planted difference spectra are (largest |cosine|);
 - the rank BCV chooses with the paper's scheme (20 folds) and 2 x 2 blocks,
-  each with the ``min`` and ``one_se`` rules.
+  with the paper's ``pinv`` predictor (``min`` and ``one_se`` rules) and with
+  the constrained ``onmf`` predictor (``min`` and ``paired_se`` rules); one BCV
+  run per scheme scores both predictors on the same fold fits.
 
 The grid is run under both readings of the SNR (``snr_signal="absorption"``:
 noise against the absorption stack, and ``"difference"``: noise against the
@@ -66,6 +68,15 @@ def kmeans_onehot(X: np.ndarray, k: int) -> np.ndarray:
     return (km.labels_[None] == np.arange(k)[:, None]).astype(float)
 
 
+def onmf_choices(b) -> tuple[int, int]:
+    """The constrained predictor's ``min`` and ``paired_se`` ranks of a BCV run."""
+    from xasviz.factorize import _paired_se
+
+    ranks = b["rank"].values
+    err = b["error_onmf"].values
+    return int(ranks[np.argmin(err.mean(axis=1))]), _paired_se(ranks, err)[0]
+
+
 def realised_snrs(s) -> tuple[float, float]:
     """SNR in dB of the drawn noise against the absorption and difference signal."""
     clean = s.clean.values.astype(np.float64)
@@ -109,6 +120,7 @@ def one_cell(size, n_domains, snr, shift, seed, ranks, do_bcv, snr_signal):
             for scheme, folds in (("paper", 20), ("blocks", 2)):
                 b = xasviz.bcv(diff, ranks, scheme=scheme, folds=folds, rng=0)
                 out[scheme] = (int(b["min_rank"]), int(b["one_se_rank"]))
+                out[scheme + "_onmf"] = onmf_choices(b)
     return out
 
 
@@ -118,12 +130,14 @@ def grid_table(snr_signal, size, nd, snrs, shifts, seeds) -> list[str]:
         f"SNR read against the **{snr_signal}** signal. Planted stacks "
         f"{size} x {size} x 100, {nd} domains, data seeds {list(seeds)}; BCV "
         f"ranks {ranks[0]}-{ranks[-1]}. Scores: smallest matched cosine over "
-        "domains (worst seed); BCV: chosen rank (min / one_se) per seed; "
+        "domains (worst seed); BCV: chosen rank per seed, `pinv` predictor as "
+        "min / one_se, `onmf` predictor as min / paired_se; "
         "'abs / diff dB': the realised SNR under both readings (seed mean).",
         "",
         "| SNR (dB) | shift (eV) | abs / diff dB | collinearity | ONMF min cos "
-        "| k-means min cos | BCV paper | BCV 2x2 blocks |",
-        "|---|---|---|---|---|---|---|---|",
+        "| k-means min cos | BCV paper, pinv | BCV paper, onmf "
+        "| BCV 2x2, pinv | BCV 2x2, onmf |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
     for snr in snrs:
@@ -134,13 +148,16 @@ def grid_table(snr_signal, size, nd, snrs, shifts, seeds) -> list[str]:
             ]
             paper = ", ".join(f"{c['paper'][0]}/{c['paper'][1]}" for c in cells)
             blocks = ", ".join(f"{c['blocks'][0]}/{c['blocks'][1]}" for c in cells)
+            paper_o = ", ".join("{}/{}".format(*c["paper_onmf"]) for c in cells)
+            blocks_o = ", ".join("{}/{}".format(*c["blocks_onmf"]) for c in cells)
             sa = np.mean([c["snrs"][0] for c in cells])
             sd_ = np.mean([c["snrs"][1] for c in cells])
             lines.append(
                 f"| {snr} | {shift:g} | {sa:.1f} / {sd_:.1f} | "
                 f"{max(c['collinearity'] for c in cells):.3f} | "
                 f"{min(c['onmf'] for c in cells):.3f} | "
-                f"{min(c['kmeans'] for c in cells):.3f} | {paper} | {blocks} |"
+                f"{min(c['kmeans'] for c in cells):.3f} | {paper} | {paper_o} | "
+                f"{blocks} | {blocks_o} |"
             )
             print(lines[-1], flush=True)
     return lines
@@ -159,9 +176,10 @@ def paper_benchmark(seeds, readings, size=400, ranks=range(4, 10)) -> list[str]:
         "hold-out error relative to its minimum.",
         "",
         "| SNR reading | seed | abs / diff dB | BCV min / one_se | BCV curve "
-        "(relative) | ONMF min cos | k-means min cos | BCV s | ONMF s | "
-        "k-means s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "(relative) | BCV onmf min / paired_se | BCV onmf curve (relative) "
+        "| ONMF min cos "
+        "| k-means min cos | BCV s | ONMF s | k-means s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
     for reading in readings:
@@ -193,9 +211,13 @@ def paper_benchmark(seeds, readings, size=400, ranks=range(4, 10)) -> list[str]:
                 t_km = time.perf_counter() - t
             mean = b["mean_error"].values
             curve = ", ".join(f"{v:.4f}" for v in mean / mean.min())
+            mean_o = b["mean_error_onmf"].values
+            curve_o = ", ".join(f"{v:.4f}" for v in mean_o / mean_o.min())
             lines.append(
                 f"| {reading} | {seed} | {sa:.1f} / {sd_:.1f} | "
                 f"{int(b['min_rank'])} / {int(b['one_se_rank'])} | {curve} | "
+                "{} / {} | ".format(*onmf_choices(b))
+                + f"{curve_o} | "
                 f"{min_matched_cosine(res['domains'].values, truth):.3f} | "
                 f"{min_matched_cosine(km, truth):.3f} | {t_bcv:.1f} | "
                 f"{t_onmf:.1f} | {t_km:.1f} |"

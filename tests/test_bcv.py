@@ -149,3 +149,37 @@ def test_all_nan_refused(easy):
     with pytest.raises(StackValidationError, match="no valid pixel"):
         with pytest.warns(xasviz.DataQualityWarning, match="1600 of 1600"):
             xasviz.bcv(xr.full_like(easy.stack, np.nan), [2])
+
+
+def test_paired_se_rule_leaves_out_the_spread_that_folds_share():
+    from xasviz.factorize import _paired_se
+
+    ranks = np.array([2, 3, 4, 5])
+    # Fold effects (+-3) far larger than the rank effects: the naive standard
+    # error of a rank's mean hides the difference between ranks 3 and 4, the
+    # paired one does not.
+    fold = np.array([-3.0, 3.0, -3.0, 3.0, 0.0])
+    base = np.array([10.0, 5.3, 5.0, 5.05])
+    jitter = np.array([[0.0, 0.01, -0.01, 0.02, -0.02]])
+    err = base[:, None] + fold[None] + jitter * np.arange(1, 5)[:, None]
+    rank, se = _paired_se(ranks, err)
+    assert rank == 4
+    assert se[2] == 0.0 and np.all(se[[0, 1, 3]] > 0)
+    naive = err.std(axis=1, ddof=1) / np.sqrt(5)
+    from xasviz.factorize import _choose
+
+    assert _choose(ranks, err.mean(1), naive) == (4, 3)
+    # With no shared fold effect the paired and naive errors agree in size.
+    d = err[1] - err[2]
+    np.testing.assert_allclose(se[1], d.std(ddof=1) / np.sqrt(5))
+
+
+def test_paired_se_rank_reported_and_selectable(easy):
+    diff = easy.stack - easy.reference
+    a = xasviz.bcv(diff, [3, 4, 5], folds=5, rng=7)
+    b = xasviz.bcv(diff, [3, 4, 5], folds=5, rng=7, rule="paired_se")
+    assert int(b["best_rank"]) == int(a["paired_se_rank"])
+    assert int(b["best_rank_pinv"]) == int(b["paired_se_rank"])
+    assert b["paired_std_error"].dims == ("rank",)
+    i = int(np.argmin(a["mean_error"].values))
+    assert float(a["paired_std_error"][i]) == 0.0

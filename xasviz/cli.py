@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="BCV hold-out scheme: 'paper' (rows/cols f::folds) or 'blocks'",
     )
     a.add_argument(
-        "--bcv-rule", default="min", choices=["min", "one_se"], help="rank rule"
+        "--bcv-rule",
+        default="min",
+        choices=["min", "one_se", "paired_se"],
+        help="rank rule",
     )
     a.add_argument(
         "--bcv-predictor",

@@ -513,7 +513,7 @@ def _bcv_section(tree, ctx):
     rf.finish_legend(fig, outside=False)
     fig.legend.location = "top_right"
     rows = [("chosen rank", str(chosen))]
-    for key in ("best_rank", "min_rank", "one_se_rank"):
+    for key in ("best_rank", "min_rank", "one_se_rank", "paired_se_rank"):
         if key in bcv:
             rows.append((key.replace("_", " "), str(int(bcv[key]))))
     # Both predictors score the same fold fits; the one not plotted is still

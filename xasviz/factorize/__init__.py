@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 _INITS = {"kmeans": init_kmeans, "random": init_random}
 _SCHEMES = ("paper", "blocks")
-_RULES = ("min", "one_se")
+_RULES = ("min", "one_se", "paired_se")
 _ORTHOGONAL = ("exact", "approximate")
 _PREDICTORS = ("pinv", "onmf")
 
@@ -485,6 +485,24 @@ def _choose(ranks, mean, se):
     return min_rank, int(ranks[within[0]])
 
 
+def _paired_se(ranks, err):
+    """The paired one-standard-error rule on fold errors ``err`` (rank, fold).
+
+    Every rank is scored on the same folds, and most of the spread of a fold's
+    error comes from which block it holds out, which all ranks share. The
+    standard error of the per-fold difference to the minimising rank,
+    ``d_r = err_r - err_min``, leaves that shared part out. Returns the
+    smallest rank whose mean difference is at most one such standard error,
+    and those standard errors (zero at the minimum itself).
+    """
+    mean = err.mean(axis=1)
+    i = int(np.nanargmin(mean))
+    d = err - err[i]
+    se = d.std(axis=1, ddof=1) / np.sqrt(err.shape[1])
+    within = np.flatnonzero(d.mean(axis=1) <= se)
+    return int(ranks[within[0]]), se
+
+
 def bcv(
     diff: xr.DataArray,
     ranks,
@@ -522,10 +540,13 @@ def bcv(
         Hold-out pattern (see ``folds``). The paper's hold-out is so small that
         its error curve is dominated by noise and often flat past the true
         rank; ``"blocks"`` is Owen & Perry's coarser hold-out.
-    rule : {"min", "one_se"}, default "min"
+    rule : {"min", "one_se", "paired_se"}, default "min"
         ``"min"``: the rank of the smallest mean error (the paper's rule);
         ``"one_se"``: the smallest rank whose mean error is within one
-        standard error of that minimum. Both are always reported.
+        standard error of that minimum; ``"paired_se"``: the same with the
+        standard error of the per-fold difference to the minimising rank,
+        which leaves out the fold-to-fold spread that all ranks share (every
+        rank is scored on the same folds). All three are always reported.
     start : {"warm", "fresh"}, default "warm"
         ``"warm"``: each fold starts from one ONMF of the whole matrix at that
         rank, restricted to the fold's kept rows and columns (fast; the start
@@ -555,9 +576,12 @@ def bcv(
     -------
     xarray.Dataset
         ``error`` (rank, fold), ``mean_error`` (rank), ``std_error`` (rank),
-        ``best_rank``, ``min_rank``, ``one_se_rank`` (scalars), all for the
-        chosen ``predictor``. Both predictors score the same fold fits, so
-        both curves come at no extra cost: ``mean_error_pinv``,
+        ``paired_std_error`` (rank: the standard error of the per-fold
+        difference to the minimising rank), ``best_rank``, ``min_rank``,
+        ``one_se_rank``, ``paired_se_rank`` (scalars), all for the chosen
+        ``predictor``. Both predictors score the same fold fits, so
+        both curves come at no extra cost: ``error_pinv``, ``error_onmf``
+        (rank, fold), ``mean_error_pinv``,
         ``std_error_pinv``, ``mean_error_onmf``, ``std_error_onmf`` (rank)
         and ``best_rank_pinv``, ``best_rank_onmf`` (scalars, by ``rule``).
         Attrs: every setting, ``rule``, ``scheme``, ``seed``,
@@ -664,11 +688,11 @@ def bcv(
     for p, err in errors.items():
         mean = err.mean(axis=1)
         se = err.std(axis=1, ddof=1) / np.sqrt(err.shape[1])
-        min_rank, one_se_rank = _choose(rank_arr, mean, se)
-        summary[p] = (mean, se, min_rank if rule == "min" else one_se_rank)
+        by_rule = dict(zip(("min", "one_se"), _choose(rank_arr, mean, se)))
+        by_rule["paired_se"], se_paired = _paired_se(rank_arr, err)
+        summary[p] = (mean, se, by_rule[rule], by_rule, se_paired)
     error = errors[predictor]
-    mean, se, best = summary[predictor]
-    min_rank, one_se_rank = _choose(rank_arr, mean, se)
+    mean, se, best, by_rule, se_paired = summary[predictor]
     settings = dict(
         ranks=rank_arr.tolist(),
         folds=folds,
@@ -696,8 +720,11 @@ def bcv(
             "mean_error": ("rank", mean),
             "std_error": ("rank", se),
             "best_rank": best,
-            "min_rank": min_rank,
-            "one_se_rank": one_se_rank,
+            "min_rank": by_rule["min"],
+            "one_se_rank": by_rule["one_se"],
+            "paired_se_rank": by_rule["paired_se"],
+            "paired_std_error": ("rank", se_paired),
+            **{f"error_{p}": (("rank", "fold"), errors[p]) for p in _PREDICTORS},
             **{f"mean_error_{p}": ("rank", summary[p][0]) for p in _PREDICTORS},
             **{f"std_error_{p}": ("rank", summary[p][1]) for p in _PREDICTORS},
             **{f"best_rank_{p}": summary[p][2] for p in _PREDICTORS},
