@@ -1,6 +1,6 @@
 """Speed of :func:`xasviz.bayes.decompose`: the K = 0..8 scan of one spectrum.
 
-Usage: ``python benchmarks/bench_bayes.py [--quick] [--n-jobs N]``
+Usage: ``python benchmarks/bench_bayes.py [--quick] [--n-jobs N] [--replicates N]``
 
 The spectrum is planted (100 points over 40 eV, unit edge step, white line,
 four Gaussians, noise sigma = 2e-3). The run reports the wall time of the
@@ -12,6 +12,10 @@ next to it. As a floor measured in the same run it times one vectorised model
 evaluation of all walkers of all rungs, so the scan's time can be read as a
 number of such evaluations (a ratio that does
 not depend on how busy the machine is).
+
+``--replicates N`` reruns the scan on the same spectrum with other sampler
+seeds and compares the spread of ``min_b F`` between runs with the reported
+standard errors: the check that those errors are honest.
 """
 
 from __future__ import annotations
@@ -61,6 +65,14 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--n-sweeps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-chains", type=int, default=1)
+    parser.add_argument(
+        "--replicates",
+        type=int,
+        default=1,
+        help="rerun the scan on the same spectrum with this many sampler seeds "
+        "and compare the spread of F between runs with the reported errors",
+    )
     args = parser.parse_args()
     k_max = 4 if args.quick else 8
     n_sweeps = args.n_sweeps or (300 if args.quick else 1000)
@@ -68,9 +80,8 @@ def main() -> None:
     floor = floor_time(spectrum, k_max)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    res = decompose(
-        spectrum, k_max=k_max, n_sweeps=n_sweeps, rng=args.seed, n_jobs=args.n_jobs
-    )
+    kw = dict(k_max=k_max, n_sweeps=n_sweeps, n_chains=args.n_chains)
+    res = decompose(spectrum, **kw, rng=args.seed, n_jobs=args.n_jobs)
     wall = time.perf_counter() - t0
     a = res.attrs
     sampling = a["time_total_s"]
@@ -98,6 +109,35 @@ def main() -> None:
     print(f"  {'posterior+MAP':12s} {wall - sampling / args.n_jobs:8.1f} s (approx.)")
     ewl = res["interval"].sel(param="E_WL").values
     print(f"E_WL 95% interval {ewl.round(3).tolist()} (planted {truth['E_WL']})")
+    if args.replicates > 1:
+        replicate_spread(spectrum, res, kw, args)
+
+
+def replicate_spread(spectrum, first, kw, args) -> None:
+    """Spread of ``min_b F`` between sampler seeds against the reported errors.
+
+    The data stay the same; only the sampler's seed changes (``seed + 1000 i``,
+    the first run being the one above). If the reported standard errors are
+    honest, the standard deviation between runs matches their RMS.
+    """
+    f = [first["free_energy_min"].values]
+    se = [first["free_energy_min_se"].values]
+    chosen = [int(first["k"])]
+    for i in range(1, args.replicates):
+        r = decompose(spectrum, **kw, rng=args.seed + 1000 * i, n_jobs=args.n_jobs)
+        f.append(r["free_energy_min"].values)
+        se.append(r["free_energy_min_se"].values)
+        chosen.append(int(r["k"]))
+    f, se = np.array(f), np.array(se)
+    for i, row in enumerate(f):
+        print(f"  run {i}: chosen K = {chosen[i]}, min_b F:", np.round(row, 2).tolist())
+    sd = f.std(axis=0, ddof=1)
+    rms = np.sqrt((se**2).mean(axis=0))
+    print(f"{args.replicates} runs on the same spectrum (sampler seeds differ):")
+    print("  SD of min_b F between runs:", np.round(sd, 3).tolist())
+    print("  RMS of its reported SE:    ", np.round(rms, 3).tolist())
+    pooled = np.sqrt((sd**2).mean() / (rms**2).mean())
+    print(f"  ratio SD / SE, pooled over K: {pooled:.2f} (1 if the errors are honest)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from xasviz.bayes.tempering import (
     adapt_ladder,
     log_z_at,
     log_z_ladder,
+    pool_chains,
     temper,
 )
 
@@ -222,6 +223,53 @@ def test_adapted_ladder_keeps_ends_and_free_energy():
     log_z, _, se = log_z_ladder(run.sum_sq, new)
     truth = np.array([exact(b) for b in new])
     assert np.all(np.abs(log_z - truth)[1:] < 3 * se[1:] + 0.05)
+
+
+def test_pooled_independent_chains_match_closed_form():
+    sum_sq, prior, exact = _linear_case()
+    betas = np.concatenate([[0.0], np.geomspace(1e-3, 1e5, 40)])
+    rng = np.random.default_rng(2)
+    chains = [
+        temper(sum_sq, prior, betas, n_walkers=16, n_sweeps=300, n_burn=200, rng=rng)
+        for _ in range(2)
+    ]
+    run = pool_chains(chains)
+    assert run.sum_sq.shape == (600, betas.size, 16)
+    np.testing.assert_array_equal(run.sum_sq[:300], chains[0].sum_sq)
+    np.testing.assert_array_equal(run.sum_sq[300:], chains[1].sum_sq)
+    log_z, _, se = log_z_ladder(run.sum_sq, betas, n_blocks=10)
+    truth = np.array([exact(b) for b in betas])
+    assert np.all(np.abs(log_z - truth)[1:] < 3 * se[1:] + 1e-3)
+    assert np.abs(log_z - truth).max() < 0.3
+    with pytest.raises(ValueError, match="share one ladder"):
+        pool_chains(
+            [
+                chains[0],
+                temper(
+                    sum_sq,
+                    prior,
+                    betas[:-1],
+                    n_walkers=16,
+                    n_sweeps=4,
+                    n_burn=0,
+                    rng=rng,
+                ),
+            ]
+        )
+
+
+def test_chains_count_their_burn_in_and_bad_chain_settings():
+    s, _ = planted(0, 0)
+    kw = dict(k_max=0, n_sweeps=40, n_blocks=4, ladder=20, se_target=None, rng=0)
+    one = decompose(s, n_chains=1, n_burn=20, **kw)
+    two = decompose(s, n_chains=2, n_burn=20, **kw)
+    assert int(one["n_sweeps_total"][0]) == 60
+    assert int(two["n_sweeps_total"][0]) == 80  # the second chain's burn-in
+    assert two.attrs["params_json"].count('"n_chains": 2')
+    with pytest.raises(ValueError, match="multiple of n_chains"):
+        decompose(s, n_chains=3, **kw)
+    with pytest.raises(ValueError, match="n_chains must be an int >= 1"):
+        decompose(s, n_chains=0, **kw)
 
 
 def test_exchange_permutes_states_between_neighbours():

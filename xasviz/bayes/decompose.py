@@ -38,6 +38,7 @@ from .tempering import (
     default_moves,
     log_z_at,
     log_z_ladder,
+    pool_chains,
     temper,
 )
 
@@ -205,21 +206,36 @@ def _run_one(task: dict) -> dict:
         betas = new
         n_burn = max(n_burn - n_pilot, 0)
     moves = default_moves(*prior.lower_upper(), blocks=prior.blocks())
-    run = temper(
-        sum_sq,
-        prior,
-        betas,
-        n_walkers=n_walkers,
-        n_sweeps=task["n_sweeps"],
-        n_burn=n_burn,
-        rng=rng,
-        moves=moves,
-        callback=task.get("callback"),
-        init=init,
-    )
+    n_chains = task.get("n_chains", 1)
+    # Independent chains, each with its own start and burn-in, pooled for the
+    # estimate: their kept sweeps are laid end to end, so the jackknife's
+    # contiguous blocks fall within one chain and a disagreement between
+    # chains (a mode one of them found, a start one of them has not shed)
+    # shows up in the standard error instead of hiding in it.
+    per_chain = task["n_sweeps"] // n_chains
+    chains = []
+    for c in range(n_chains):
+        if c > 0:
+            init = initial_walkers(
+                energy, prior, task["theta_init"], betas, n_walkers, rng
+            )
+        chains.append(
+            temper(
+                sum_sq,
+                prior,
+                betas,
+                n_walkers=n_walkers,
+                n_sweeps=per_chain,
+                n_burn=n_burn if c == 0 else task["n_burn"],
+                rng=rng,
+                moves=moves,
+                callback=task.get("callback") if c == 0 else None,
+                init=init,
+            )
+        )
     if pilot is not None:
-        for key in run.timings:
-            run.timings[key] += pilot.timings[key]
+        for key in chains[0].timings:
+            chains[0].timings[key] += pilot.timings[key]
     fe_time = [0.0]
 
     def timed(func, *args):
@@ -228,6 +244,7 @@ def _run_one(task: dict) -> dict:
         fe_time[0] += time.perf_counter() - t0
         return out
 
+    run = pool_chains(chains)
     log_z, reps, _ = timed(log_z_ladder, run.sum_sq, betas, task["n_blocks"])
     # Continue while F's error at its minimum over b is above the target.
     # Errors this large come from chains still drifting (over-complete K
@@ -243,19 +260,22 @@ def _run_one(task: dict) -> dict:
         and n_all + chunk <= task["max_sweeps"]
         and timed(_se_at_min, run, betas, log_z, reps, grid, y.size) > target
     ):
-        more = temper(
-            sum_sq,
-            prior,
-            betas,
-            n_walkers=n_walkers,
-            n_sweeps=chunk,
-            n_burn=0,
-            rng=rng,
-            moves=moves,
-            init=run.coords,
-        )
         n_all += chunk
-        run = continue_run(run, more, keep=round(keep_frac * n_all))
+        keep = round(keep_frac * n_all) // n_chains
+        for c, chain in enumerate(chains):
+            more = temper(
+                sum_sq,
+                prior,
+                betas,
+                n_walkers=n_walkers,
+                n_sweeps=chunk // n_chains,
+                n_burn=0,
+                rng=rng,
+                moves=moves,
+                init=chain.coords,
+            )
+            chains[c] = continue_run(chain, more, keep=keep)
+        run = pool_chains(chains)
         log_z, reps, _ = timed(log_z_ladder, run.sum_sq, betas, task["n_blocks"])
     # Report on the common grid (every K and spectrum share it) and on the
     # fine grid for the minimum over b, reweighted from the nearest rung.
@@ -275,7 +295,8 @@ def _run_one(task: dict) -> dict:
         swap_acceptance=run.swap_acceptance,
         timings=timings,
         n_walkers=n_walkers,
-        n_sweeps_total=n_all,
+        # Every chain's burn-in counts: what this K cost in sweeps.
+        n_sweeps_total=n_all + (n_chains - 1) * task["n_burn"],
         n_sweeps_kept=int(run.sum_sq.shape[0]),
     )
 
@@ -353,6 +374,7 @@ def decompose(
     n_walkers: int | None = None,
     n_samples: int = 2000,
     n_blocks: int = 10,
+    n_chains: int = 1,
     se_target: float | None = 0.3,
     max_sweeps: int | None = None,
     prior=None,
@@ -391,7 +413,17 @@ def decompose(
     n_samples : int
         Length of the returned posterior chain at the chosen (K, b).
     n_blocks : int
-        Blocks of sweeps for the jackknife standard errors of F.
+        Blocks of sweeps for the jackknife standard errors of F; a multiple
+        of ``n_chains``.
+    n_chains : int
+        Independent tempered runs per K (default 1), each with its own
+        burn-in, sharing the ``n_sweeps`` kept sweeps; they share the start
+        fit and the adapted ladder. Their sweeps are pooled for ``F``, and the
+        jackknife blocks fall within chains, so a disagreement between them
+        raises the standard error. Each extra chain costs one more burn-in.
+        On the benchmark spectrum two chains did not close the gap between
+        the reported error and the run-to-run spread of ``F`` for
+        over-complete K (``docs/bayes.md``, Known limits).
     se_target : float or None
         Target standard error (nats) of ``min_b F(K, b)``. A run whose error
         is above it after ``n_burn + n_sweeps`` sweeps is continued in chunks
@@ -488,11 +520,18 @@ def decompose(
     for name, v, least in (
         ("n_sweeps", n_sweeps, 2 * n_blocks),
         ("n_blocks", n_blocks, 2),
+        ("n_chains", n_chains, 1),
         ("n_samples", n_samples, 1),
         ("n_jobs", n_jobs, 1),
     ):
         if not isinstance(v, (int, np.integer)) or v < least:
             raise ValueError(f"{name} must be an int >= {least}; got {v!r}.")
+    if n_blocks % n_chains or n_sweeps // n_chains < 2 * (n_blocks // n_chains):
+        raise ValueError(
+            f"n_blocks ({n_blocks}) must be a multiple of n_chains ({n_chains}), "
+            "and every chain needs at least two sweeps per block: "
+            f"n_sweeps // n_chains = {n_sweeps // n_chains}."
+        )
     least = 2 * (N_BASE + 3 * k_max)
     if n_walkers is not None and (n_walkers < least or n_walkers % 2):
         raise ValueError(
@@ -554,6 +593,7 @@ def decompose(
                     n_sweeps=n_sweeps,
                     n_burn=n_burn,
                     n_blocks=n_blocks,
+                    n_chains=n_chains,
                     grid=grid,
                     spectrum=s,
                     theta_init=fits[k],
@@ -572,6 +612,7 @@ def decompose(
         n_walkers=n_walkers,
         n_samples=n_samples,
         n_blocks=n_blocks,
+        n_chains=n_chains,
         se_target=se_target,
         max_sweeps=max_sweeps,
         n_jobs=n_jobs,

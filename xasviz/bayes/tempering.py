@@ -56,6 +56,7 @@ __all__ = [
     "log_z_at",
     "adapt_ladder",
     "continue_run",
+    "pool_chains",
 ]
 
 logger = logging.getLogger(__name__)
@@ -349,6 +350,31 @@ def continue_run(run: TemperedRun, more: TemperedRun, keep: int) -> TemperedRun:
         move_acceptance=w * run.move_acceptance + (1 - w) * more.move_acceptance,
         swap_acceptance=w * run.swap_acceptance + (1 - w) * more.swap_acceptance,
         timings={k: run.timings[k] + more.timings[k] for k in run.timings},
+    )
+
+
+def pool_chains(chains: Sequence[TemperedRun]) -> TemperedRun:
+    """Pool independent runs on one ladder into one set of kept sweeps.
+
+    The kept sweeps are laid end to end (first chain first), so that the
+    contiguous jackknife blocks of :func:`log_z_ladder` each fall within one
+    chain when their number is a multiple of the number of chains: the
+    spread between chains then enters the standard error. The final walkers
+    are those of the first chain; acceptance rates are averaged, timings add.
+    """
+    first = chains[0]
+    for other in chains[1:]:
+        if not np.array_equal(first.betas, other.betas):
+            raise ValueError("Pooled chains must share one ladder.")
+    if len(chains) == 1:
+        return first
+    return TemperedRun(
+        betas=first.betas,
+        sum_sq=np.concatenate([c.sum_sq for c in chains]),
+        coords=first.coords,
+        move_acceptance=np.mean([c.move_acceptance for c in chains], axis=0),
+        swap_acceptance=np.mean([c.swap_acceptance for c in chains], axis=0),
+        timings={k: sum(c.timings[k] for c in chains) for k in first.timings},
     )
 
 
