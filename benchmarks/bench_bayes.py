@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--n-sweeps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-chains", type=int, default=1)
+    parser.add_argument("--n-burn", type=int, default=None, help="default n_sweeps/2")
     parser.add_argument(
         "--replicates",
         type=int,
@@ -81,6 +82,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     kw = dict(k_max=k_max, n_sweeps=n_sweeps, n_chains=args.n_chains)
+    if args.n_burn is not None:
+        kw["n_burn"] = args.n_burn
     res = decompose(spectrum, **kw, rng=args.seed, n_jobs=args.n_jobs)
     wall = time.perf_counter() - t0
     a = res.attrs
