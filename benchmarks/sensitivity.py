@@ -73,12 +73,17 @@ def kmeans_onehot(X: np.ndarray, k: int) -> np.ndarray:
 
 
 def onmf_choices(b) -> tuple[int, int]:
-    """The constrained predictor's ``min`` and ``paired_se`` ranks of a BCV run."""
+    """The constrained predictor's ``min`` and ``paired_se`` ranks of a BCV run.
+
+    ``b`` must come from ``bcv(..., rule="min")`` (the default), so that its
+    ``best_rank_onmf`` is the minimum; the paired rule is applied to that
+    predictor's fold errors, which ``bcv`` returns for both predictors.
+    """
     from xasviz.factorize import _paired_se
 
-    ranks = b["rank"].values
-    err = b["error_onmf"].values
-    return int(ranks[np.argmin(err.mean(axis=1))]), _paired_se(ranks, err)[0]
+    assert b.attrs["rule"] == "min", b.attrs["rule"]
+    paired, _ = _paired_se(b["rank"].values, b["error_onmf"].values)
+    return int(b["best_rank_onmf"]), paired
 
 
 def realised_snrs(s) -> tuple[float, float]:
