@@ -65,8 +65,10 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--n-sweeps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-chains", type=int, default=1)
+    parser.add_argument("--n-chains", type=int, default=None, help="default 4")
     parser.add_argument("--n-burn", type=int, default=None, help="default n_sweeps/2")
+    parser.add_argument("--n-blocks", type=int, default=None, help="jackknife blocks")
+    parser.add_argument("--ladder", type=int, default=None, help="positive rungs")
     parser.add_argument(
         "--replicates",
         type=int,
@@ -81,9 +83,15 @@ def main() -> None:
     floor = floor_time(spectrum, k_max)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    kw = dict(k_max=k_max, n_sweeps=n_sweeps, n_chains=args.n_chains)
+    kw = dict(k_max=k_max, n_sweeps=n_sweeps)
+    if args.n_chains is not None:
+        kw["n_chains"] = args.n_chains
     if args.n_burn is not None:
         kw["n_burn"] = args.n_burn
+    if args.n_blocks is not None:
+        kw["n_blocks"] = args.n_blocks
+    if args.ladder is not None:
+        kw["ladder"] = args.ladder
     res = decompose(spectrum, **kw, rng=args.seed, n_jobs=args.n_jobs)
     wall = time.perf_counter() - t0
     a = res.attrs

@@ -272,6 +272,25 @@ def test_chains_count_their_burn_in_and_bad_chain_settings():
         decompose(s, n_chains=0, **kw)
 
 
+def test_default_error_is_the_jackknife_over_four_chains():
+    # Four independent chains per K, one jackknife block per chain: the error
+    # is the spread between chains. One chain falls back to 10 blocks.
+    s, _ = planted(0, 0)
+    kw = dict(k_max=0, n_sweeps=40, ladder=20, se_target=None, rng=0)
+    four = decompose(s, n_burn=20, **kw)
+    assert int(four["n_sweeps_total"][0]) == 40 + 4 * 20
+    assert '"n_chains": 4' in four.attrs["params_json"]
+    assert '"n_blocks": 4' in four.attrs["params_json"]
+    one = decompose(s, n_chains=1, n_burn=20, **kw)
+    assert '"n_blocks": 10' in one.attrs["params_json"]
+    # Same seed, same result; the chains are what the error is made of.
+    again = decompose(s, n_burn=20, **kw)
+    np.testing.assert_array_equal(
+        four["free_energy_min_se"].values, again["free_energy_min_se"].values
+    )
+    assert np.all(four["free_energy_min_se"].values > 0)
+
+
 def test_exchange_permutes_states_between_neighbours():
     rng = np.random.default_rng(0)
     betas = np.array([0.0, 1.0, 2.0, 4.0])

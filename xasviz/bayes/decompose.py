@@ -373,8 +373,8 @@ def decompose(
     n_burn: int | None = None,
     n_walkers: int | None = None,
     n_samples: int = 2000,
-    n_blocks: int = 10,
-    n_chains: int = 1,
+    n_blocks: int | None = None,
+    n_chains: int = 4,
     se_target: float | None = 0.3,
     max_sweeps: int | None = None,
     prior=None,
@@ -405,25 +405,30 @@ def decompose(
         for every run, unchanged (0 is prepended when absent). The positive
         rungs of the unadapted ladder are the ``beta`` grid of the output.
     n_sweeps : int
-        Kept sweeps of every tempered run (default 1000).
+        Kept sweeps of every K, shared by its chains (default 1000: 250 per
+        chain with the default four chains).
     n_burn : int, optional
-        Discarded sweeps before them (default ``n_sweeps // 2``).
+        Discarded sweeps at the start of every chain (default
+        ``n_sweeps // 2``).
     n_walkers : int, optional
         Walkers per rung (default ``max(2 D + 2, 24)`` with ``D = 8 + 3 K``).
     n_samples : int
         Length of the returned posterior chain at the chosen (K, b).
-    n_blocks : int
-        Blocks of sweeps for the jackknife standard errors of F; a multiple
-        of ``n_chains``.
+    n_blocks : int, optional
+        Blocks of kept sweeps for the jackknife standard errors of F, a
+        multiple of ``n_chains``; the blocks of one chain are contiguous.
+        Default: one block per chain (``n_chains``), or 10 with one chain.
     n_chains : int
-        Independent tempered runs per K (default 1), each with its own
-        burn-in, sharing the ``n_sweeps`` kept sweeps; they share the start
-        fit and the adapted ladder. Their sweeps are pooled for ``F``, and the
-        jackknife blocks fall within chains, so a disagreement between them
-        raises the standard error. Each extra chain costs one more burn-in.
-        On the benchmark spectrum two chains did not close the gap between
-        the reported error and the run-to-run spread of ``F`` for
-        over-complete K (``docs/bayes.md``, Known limits).
+        Independent tempered runs per K (default 4), each from its own start
+        and with its own burn-in, on one ladder (adapted in the first). Their
+        sweeps are pooled for ``F`` and, with the default ``n_blocks``, the
+        standard error is the jackknife over whole chains: the spread between
+        independent runs, which is what the error must describe. A jackknife
+        over blocks of one chain reports about half the real run-to-run
+        spread on the benchmark spectrum, because the chains wander between
+        configurations over more sweeps than a block spans
+        (``docs/bayes.md``, "How honest the errors are"). Each extra chain
+        costs one more burn-in.
     se_target : float or None
         Target standard error (nats) of ``min_b F(K, b)``. A run whose error
         is above it after ``n_burn + n_sweeps`` sweeps is continued in chunks
@@ -432,8 +437,9 @@ def decompose(
         until the error is below the target or ``max_sweeps`` is reached.
         None: never continue.
     max_sweeps : int, optional
-        Most sweeps (burn-in included, the ladder pilot excluded) of one run;
-        default ``4 (n_burn + n_sweeps)``. The sweeps each K actually used
+        Most sweeps (burn-in included, the ladder pilot and the burn-ins of
+        the second and later chains excluded) of one K; default
+        ``4 (n_burn + n_sweeps)``. The sweeps each K actually used
         are in ``n_sweeps_total``; a K that stops at this cap above the target
         gets a ``ConvergenceWarning``.
     prior : None, dict or Prior
@@ -517,10 +523,13 @@ def decompose(
             raise ValueError(f"{name} must be an int >= 0; got {v!r}.")
     if k_min > k_max:
         raise ValueError(f"k_min ({k_min}) must not exceed k_max ({k_max}).")
+    if not isinstance(n_chains, (int, np.integer)) or n_chains < 1:
+        raise ValueError(f"n_chains must be an int >= 1; got {n_chains!r}.")
+    if n_blocks is None:
+        n_blocks = 10 if n_chains == 1 else int(n_chains)
     for name, v, least in (
-        ("n_sweeps", n_sweeps, 2 * n_blocks),
         ("n_blocks", n_blocks, 2),
-        ("n_chains", n_chains, 1),
+        ("n_sweeps", n_sweeps, 2 * n_blocks),
         ("n_samples", n_samples, 1),
         ("n_jobs", n_jobs, 1),
     ):
