@@ -30,7 +30,7 @@ demo: setup
 		--i0 data_samples/i0.xsp \
 		--reference data_samples/reduced.r \
 		--normalize edge_step --e0 707.5 --pte-window 705 712 \
-		--ranks 2-6 --folds 10 --bayes --k-max 4 --bayes-sweeps 400 --jobs 2 --seed 0 \
+		--ranks 2-6 --folds 10 --bayes --k-max 4 --bayes-sweeps 200 --jobs 2 --seed 0 \
 		-o $(OUT)/demo-results.nc --report $(OUT)/demo-report.html
 	@echo "Report written to $(OUT)/demo-report.html"
 
