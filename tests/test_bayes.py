@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -289,6 +290,34 @@ def test_default_error_is_the_jackknife_over_four_chains():
         four["free_energy_min_se"].values, again["free_energy_min_se"].values
     )
     assert np.all(four["free_energy_min_se"].values > 0)
+
+
+def test_progress_counts_the_sweeps_of_every_chain(monkeypatch):
+    # The bar's total is every chain's burn-in plus the kept sweeps, and the
+    # ticks from the runs themselves reach it (no jump at the end of a K).
+    updates = []
+
+    class Bar:
+        def __init__(self, *a, total=None, **kw):
+            self.total = total
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            updates.append(n)
+
+    dec = sys.modules["xasviz.bayes.decompose"]
+    monkeypatch.setattr(dec, "progress_bar", Bar)
+    s, _ = planted(0, 0)
+    decompose(s, k_max=0, n_sweeps=200, n_burn=100, se_target=None, rng=0)
+    # Chain 0: a 50-sweep pilot, 50 burn-in, 50 kept; chains 1-3: 100 + 50.
+    ticked, final = sum(updates[:-1]), updates[-1]
+    assert ticked == 200 + 4 * 100
+    assert final == 0
 
 
 def test_exchange_permutes_states_between_neighbours():

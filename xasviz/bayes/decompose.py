@@ -213,12 +213,23 @@ def _run_one(task: dict) -> dict:
     # chains (a mode one of them found, a start one of them has not shed)
     # shows up in the standard error instead of hiding in it.
     per_chain = task["n_sweeps"] // n_chains
+    callback = task.get("callback")
+    # Progress counts every sweep of this K (pilot and every chain's burn-in
+    # included), so each chain's own count is offset by the sweeps before it.
+    done = 0 if pilot is None else n_pilot
     chains = []
     for c in range(n_chains):
+        burn = n_burn if c == 0 else task["n_burn"]
         if c > 0:
             init = initial_walkers(
                 energy, prior, task["theta_init"], betas, n_walkers, rng
             )
+        tick = None
+        if callback is not None:
+
+            def tick(n, offset=done):
+                callback(offset + n)
+
         chains.append(
             temper(
                 sum_sq,
@@ -226,13 +237,14 @@ def _run_one(task: dict) -> dict:
                 betas,
                 n_walkers=n_walkers,
                 n_sweeps=per_chain,
-                n_burn=n_burn if c == 0 else task["n_burn"],
+                n_burn=burn,
                 rng=rng,
                 moves=moves,
-                callback=task.get("callback") if c == 0 else None,
+                callback=tick,
                 init=init,
             )
         )
+        done += burn + per_chain
     if pilot is not None:
         for key in chains[0].timings:
             chains[0].timings[key] += pilot.timings[key]
@@ -612,7 +624,9 @@ def decompose(
                     max_sweeps=max_sweeps,
                 )
             )
-    results = _run_tasks(tasks, n_jobs, progress, n_sweeps + n_burn)
+    # Sweeps of one K before any continuation: every chain's burn-in and the
+    # kept sweeps they share.
+    results = _run_tasks(tasks, n_jobs, progress, n_sweeps + n_chains * n_burn)
     settings = dict(
         k_min=k_min,
         k_max=k_max,
@@ -708,7 +722,9 @@ def _run_tasks(tasks, n_jobs, progress, sweeps_per_task) -> dict:
                     done[0] = n
 
                 res = _run_one(dict(task, callback=tick))
-                bar.update(sweeps_per_task - done[0])
+                # Continuations are not ticked; a pilot longer than a tiny
+                # n_burn can tick past the plan.
+                bar.update(max(sweeps_per_task - done[0], 0))
                 results[(task["spectrum"], task["k"])] = res
                 logger.info("K=%d done in %.1f s", task["k"], res["timings"]["total"])
         else:
