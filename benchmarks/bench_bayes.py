@@ -84,14 +84,10 @@ def main() -> None:
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     kw = dict(k_max=k_max, n_sweeps=n_sweeps)
-    if args.n_chains is not None:
-        kw["n_chains"] = args.n_chains
-    if args.n_burn is not None:
-        kw["n_burn"] = args.n_burn
-    if args.n_blocks is not None:
-        kw["n_blocks"] = args.n_blocks
-    if args.ladder is not None:
-        kw["ladder"] = args.ladder
+    # Settings left unset keep decompose's defaults.
+    for name in ("n_chains", "n_burn", "n_blocks", "ladder"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
     res = decompose(spectrum, **kw, rng=args.seed, n_jobs=args.n_jobs)
     wall = time.perf_counter() - t0
     a = res.attrs
