@@ -144,6 +144,18 @@ def _curve(energy: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _exp_floor(x: np.ndarray) -> np.ndarray:
+    """``exp(x)`` in place, with ``x`` floored at -700 first.
+
+    Far from its centre a Gaussian's exponent is hugely negative; exp of
+    such values underflows to subnormals or zero, which numpy's vectorised
+    exp handles on a slow path (6-40 ns a value against 1 ns, measured). The
+    floor changes the result by at most exp(-700) ~ 1e-304 per value.
+    """
+    np.maximum(x, -700.0, out=x)
+    return np.exp(x, out=x)
+
+
 def _sum_sq(energy: np.ndarray, y: np.ndarray, theta: np.ndarray, k: int):
     """Sum of squared residuals ``sum_i (y_i - F_K(E_i))^2`` for a batch.
 
@@ -164,8 +176,9 @@ def _sum_sq(energy: np.ndarray, y: np.ndarray, theta: np.ndarray, k: int):
     """
     m, n = theta.shape[0], energy.size
     out = np.empty(m)
+    mid = 0.5 * (energy[0] + energy[-1])
+    powers = np.stack([np.ones(n), energy - mid, (energy - mid) ** 2])
     chunk = max(32, 2**18 // (max(k, 1) * n))
-    root = np.sqrt(_FOUR_LN2)
     for a in range(0, m, chunk):
         th = theta[a : a + chunk]
         y0, height, e0, log_g, area, e_wl, log_w, eta = (
@@ -186,17 +199,21 @@ def _sum_sq(energy: np.ndarray, y: np.ndarray, theta: np.ndarray, k: int):
         lor *= area * eta * (0.5 * w / np.pi)
         f += lor
         d2 *= -_FOUR_LN2 / (w * w)
-        np.exp(d2, out=d2)
+        _exp_floor(d2)
         d2 *= area * (1.0 - eta) * _GAUSS_NORM / w
         f += d2
         if k:
-            cen = th[:, N_BASE + k : N_BASE + 2 * k, None]
-            inv_w = root * np.exp(-th[:, N_BASE + 2 * k : N_BASE + 3 * k, None])
-            g = np.subtract(energy, cen)
-            g *= inv_w
-            np.square(g, out=g)
-            np.negative(g, out=g)
-            np.exp(g, out=g)
+            # The exponent -4 ln2 (E - c)^2 / width^2 is a quadratic in E,
+            # q0 + q1 u + q2 u^2 with u = E - E_mid, so all of it comes out of
+            # one matrix product: a single pass over (m, k, n) instead of
+            # four elementwise ones. Centring E keeps the three terms small
+            # (|u| <= half the window), so they cancel with no loss that
+            # matters: the exponent is exact to ~1e-12 for widths >= 0.1 eV.
+            rel = th[:, N_BASE + k : N_BASE + 2 * k] - mid
+            q2 = -_FOUR_LN2 * np.exp(-2.0 * th[:, N_BASE + 2 * k : N_BASE + 3 * k])
+            coef = np.stack([q2 * rel * rel, -2.0 * q2 * rel, q2], axis=-1)
+            g = (coef.reshape(-1, 3) @ powers).reshape(th.shape[0], k, n)
+            _exp_floor(g)
             f += np.einsum("mk,mkn->mn", th[:, N_BASE : N_BASE + k], g)
         np.subtract(y, f, out=f)
         out[a : a + th.shape[0]] = np.einsum("ij,ij->i", f, f)

@@ -116,11 +116,25 @@ class ReflectedDEMove(DEMove):
         self.lower = lower[self.box]
         self.width = (upper - lower)[self.box]
 
+    def raw_proposal(self, s, c, random):
+        """emcee's DE proposal for one ensemble, before :meth:`fold`."""
+        return DEMove.get_proposal(self, s, c, random)
+
+    def fold(self, s, q, random):
+        """Reflect proposals into the box.
+
+        Works on any leading shape (``s`` and ``q`` of shape ``(..., D)``), so
+        that :func:`temper` folds the raw proposals of every rung at once.
+        """
+        u = np.mod(q[..., self.box] - self.lower, 2.0 * self.width)
+        q[..., self.box] = self.lower + np.where(
+            u > self.width, 2.0 * self.width - u, u
+        )
+        return q
+
     def get_proposal(self, s, c, random):
-        q, factors = super().get_proposal(s, c, random)
-        u = np.mod(q[:, self.box] - self.lower, 2.0 * self.width)
-        q[:, self.box] = self.lower + np.where(u > self.width, 2.0 * self.width - u, u)
-        return q, factors
+        q, factors = self.raw_proposal(s, c, random)
+        return self.fold(s, q, random), factors
 
 
 class BlockDEMove(ReflectedDEMove):
@@ -155,15 +169,13 @@ class BlockDEMove(ReflectedDEMove):
         for i, block in enumerate(blocks):
             self.block_scale[i, block] = 2.38 / np.sqrt(2.0 * block.size)
 
-    def get_proposal(self, s, c, random):
-        # The parent's unreflected DE step, rescaled from the full dimension's
-        # gamma to the block's, and kept only on the chosen block.
-        q, factors = DEMove.get_proposal(self, s, c, random)
-        pick = random.randint(self.n_block, size=s.shape[0])
+    def fold(self, s, q, random):
+        # The raw (unreflected) DE step, rescaled from the full dimension's
+        # gamma to the block's and kept only on the chosen block, then
+        # reflected into the box.
+        pick = random.randint(self.n_block, size=s.shape[:-1])
         q = s + (q - s) * (self.block_scale[pick] / self.g0)
-        u = np.mod(q[:, self.box] - self.lower, 2.0 * self.width)
-        q[:, self.box] = self.lower + np.where(u > self.width, 2.0 * self.width - u, u)
-        return q, factors
+        return super().fold(s, q, random)
 
 
 @dataclasses.dataclass
@@ -285,19 +297,22 @@ def temper(
             moving = order[:, :half] if part == 0 else order[:, half:]
             other = order[:, half:] if part == 0 else order[:, :half]
             t0 = time.perf_counter()
-            prop = np.empty((n_rung - 1, moving.shape[1], dim))
-            factors = np.empty((n_rung - 1, moving.shape[1]))
-            for j in range(1, n_rung):
-                q, f = move.get_proposal(
-                    coords[j, moving[j - 1]], [coords[j, other[j - 1]]], legacy
-                )
-                prop[j - 1] = q
-                factors[j - 1] = f
+            # emcee builds each rung's proposals from that rung's other half;
+            # the walkers are gathered for all rungs at once, and the
+            # reflection into the prior's box (ours) runs once on the batch.
+            rows = np.arange(1, n_rung)[:, None]
+            here, there = coords[rows, moving], coords[rows, other]
+            prop = np.empty_like(here)
+            factors = np.empty(moving.shape)
+            propose = getattr(move, "raw_proposal", move.get_proposal)
+            for j in range(n_rung - 1):
+                prop[j], factors[j] = propose(here[j], [there[j]], legacy)
+            if hasattr(move, "fold"):
+                prop = move.fold(here, prop, legacy)
             timings["proposal"] += time.perf_counter() - t0
             new_lp, new_s = score(prop.reshape(-1, dim))
             new_lp = new_lp.reshape(factors.shape)
             new_s = new_s.reshape(factors.shape)
-            rows = np.arange(1, n_rung)[:, None]
             old_lp = lp[rows, moving]
             old_s = s[rows, moving]
             with np.errstate(invalid="ignore"):
