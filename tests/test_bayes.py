@@ -14,6 +14,8 @@ from xasviz.bayes import Prior, decompose, model_components, model_curve
 from xasviz.bayes.model import _curve, _sum_sq, to_natural
 from xasviz.bayes.priors import SpectralPrior
 from xasviz.bayes.tempering import (
+    BlockDEMove,
+    ReflectedDEMove,
     _exchange,
     adapt_ladder,
     log_z_at,
@@ -318,6 +320,37 @@ def test_progress_counts_the_sweeps_of_every_chain(monkeypatch):
     ticked, final = sum(updates[:-1]), updates[-1]
     assert ticked == 200 + 4 * 100
     assert final == 0
+
+
+def test_reflected_and_block_proposals_for_a_batch_of_rungs():
+    # temper folds the raw DE proposals of every rung in one call.
+    lo = np.array([0.0, -1.0, 0.5, -np.inf])
+    hi = np.array([1.0, 2.0, 3.0, np.inf])
+    rng = np.random.default_rng(0)
+    s = rng.uniform([0.0, -1.0, 0.5, -5.0], [1.0, 2.0, 3.0, 5.0], (6, 10, 4))
+    q = s + rng.normal(0.0, 2.0, s.shape)
+    move = ReflectedDEMove(lo, hi)
+    out = move.fold(s, q.copy(), None)
+    assert np.all((out[..., :3] >= lo[:3]) & (out[..., :3] <= hi[:3]))
+    # Unbounded coordinates are left alone, in-box proposals unchanged, and
+    # one crossing of a face comes back as far inside as it went out.
+    np.testing.assert_array_equal(out[..., 3], q[..., 3])
+    inside = np.all((q[..., :3] >= lo[:3]) & (q[..., :3] <= hi[:3]), axis=-1)
+    np.testing.assert_allclose(out[inside], q[inside], rtol=0, atol=1e-12)
+    once = (q[..., 0] > 1.0) & (q[..., 0] < 2.0)
+    np.testing.assert_allclose(out[..., 0][once], 2.0 - q[..., 0][once], atol=1e-12)
+    for j in range(s.shape[0]):
+        np.testing.assert_array_equal(move.fold(s[j], q[j].copy(), None), out[j])
+    # The block move changes one block per walker, by the block's DE scale.
+    blocks = [np.array([0, 1]), np.array([2]), np.array([3])]
+    block = BlockDEMove(lo, hi, blocks)
+    block.setup(s[0])  # emcee's DE scale for this dimension, as temper does
+    legacy = np.random.RandomState(3)
+    moved = block.fold(s, q.copy(), legacy)
+    changed = ~np.isclose(moved, s, rtol=0, atol=1e-12)
+    n_blocks_moved = sum(changed[..., b].any(axis=-1) for b in blocks)
+    assert np.all(n_blocks_moved <= 1) and n_blocks_moved.mean() > 0.9
+    assert np.all((moved[..., :3] >= lo[:3]) & (moved[..., :3] <= hi[:3]))
 
 
 def test_exchange_permutes_states_between_neighbours():
