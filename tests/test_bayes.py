@@ -353,6 +353,54 @@ def test_reflected_and_block_proposals_for_a_batch_of_rungs():
     assert np.all((moved[..., :3] >= lo[:3]) & (moved[..., :3] <= hi[:3]))
 
 
+def test_batched_proposals_follow_emcee_rules_within_each_ensemble():
+    """temper builds every rung's DE and stretch proposals in one call; each
+    rung must use only its own complement, with emcee's step laws."""
+    from emcee.moves import DEMove, StretchMove
+
+    from xasviz.bayes.tempering import BatchedStretchMove
+
+    rng = np.random.default_rng(0)
+    dim, n_ens, n, m = 3, 4, 50000, 6
+    lo, hi = np.full(dim, -1e9), np.full(dim, 1e9)  # a box that never folds
+    # Ensemble r's complement sits around 100 r, so a step built from another
+    # ensemble's walkers would be ~100 long.
+    c = 100.0 * np.arange(n_ens)[:, None, None] + rng.normal(size=(n_ens, m, dim))
+    s = 100.0 * np.arange(n_ens)[:, None, None] + rng.normal(size=(n_ens, n, dim))
+    de = ReflectedDEMove(lo, hi)
+    de.setup(s[0])
+    ref = DEMove()
+    ref.setup(s[0])
+    legacy = np.random.RandomState(1)
+    q, f = de.batch_proposal(s, c, legacy)
+    assert np.all(f == 0) and np.abs(q - s).max() < 20
+    for r in range(n_ens):
+        # Exact second moment of emcee's DE step: g0^2 times the mean outer
+        # product of c_j - c_i over ordered pairs i != j.
+        d = c[r][:, None, :] - c[r][None, :, :]
+        expect = de.g0**2 * np.einsum("ija,ijb->ab", d, d) / (m * (m - 1))
+        got = np.einsum("na,nb->ab", q[r] - s[r], q[r] - s[r]) / n
+        emcee_q, _ = ref.get_proposal(s[r], [c[r]], legacy)
+        emcee_got = np.einsum("na,nb->ab", emcee_q - s[r], emcee_q - s[r]) / n
+        np.testing.assert_allclose(got, expect, rtol=0.05, atol=0.03)
+        np.testing.assert_allclose(emcee_got, expect, rtol=0.05, atol=0.03)
+    st = BatchedStretchMove()
+    q, f = st.batch_proposal(s, c, legacy)
+    z = np.exp(f / (dim - 1))
+    a = st.a
+    # z follows g(z) ∝ 1/sqrt(z) on [1/a, a] (Goodman & Weare), as in emcee.
+    mean_z = (a**1.5 - a**-1.5) / (3.0 * (a**0.5 - a**-0.5))
+    assert z.min() >= 1 / a - 1e-12 and z.max() <= a + 1e-12
+    assert abs(z.mean() - mean_z) < 5 * z.std() / np.sqrt(z.size)
+    _, emcee_f = StretchMove().get_proposal(s[0], [c[0]], legacy)
+    assert abs(np.exp(emcee_f / (dim - 1)).mean() - mean_z) < 5 * z.std() / np.sqrt(n)
+    # Every proposal lies on the line through its walker and one walker of its
+    # own ensemble's complement: q - z s = (1 - z) c_j.
+    cj = (q - z[..., None] * s) / (1.0 - z[..., None])
+    dist = np.linalg.norm(cj[:, :, None, :] - c[:, None, :, :], axis=-1).min(axis=-1)
+    assert np.all(dist[np.abs(1 - z) > 1e-3] < 1e-6)
+
+
 def test_exchange_permutes_states_between_neighbours():
     rng = np.random.default_rng(0)
     betas = np.array([0.0, 1.0, 2.0, 4.0])

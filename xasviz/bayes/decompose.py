@@ -31,6 +31,7 @@ from .model import (
     param_names,
     to_natural,
 )
+from .moves import PeakRedrawMove
 from .priors import Prior, SpectralPrior, check_spectrum_for_prior
 from .tempering import (
     adapt_ladder,
@@ -197,7 +198,7 @@ def _run_one(task: dict) -> dict:
             n_sweeps=n_pilot // 2,
             n_burn=n_pilot - n_pilot // 2,
             rng=rng,
-            moves=default_moves(*prior.lower_upper(), blocks=prior.blocks()),
+            moves=_moves(energy, y, k, prior, task),
             init=init,
         )
         new = adapt_ladder(betas, pilot.sum_sq, betas.size - 1)
@@ -205,7 +206,7 @@ def _run_one(task: dict) -> dict:
         init = np.concatenate([pilot.coords[:1], pilot.coords[1 + near]])
         betas = new
         n_burn = max(n_burn - n_pilot, 0)
-    moves = default_moves(*prior.lower_upper(), blocks=prior.blocks())
+    moves = _moves(energy, y, k, prior, task)
     n_chains = task.get("n_chains", 1)
     # Independent chains, each with its own start and burn-in, pooled for the
     # estimate: their kept sweeps are laid end to end, so the jackknife's
@@ -311,6 +312,14 @@ def _run_one(task: dict) -> dict:
         n_sweeps_total=n_all + (n_chains - 1) * task["n_burn"],
         n_sweeps_kept=int(run.sum_sq.shape[0]),
     )
+
+
+def _moves(energy, y, k, prior, task):
+    """Within-rung moves of one K's tempered run."""
+    peak = None
+    if k >= 1:
+        peak = PeakRedrawMove(energy, y, k, task["bounds"])
+    return default_moves(*prior.lower_upper(), blocks=prior.blocks(), peak_move=peak)
 
 
 def _se_at_min(run, betas, log_z, reps, grid, n) -> float:

@@ -156,6 +156,56 @@ def _exp_floor(x: np.ndarray) -> np.ndarray:
     return np.exp(x, out=x)
 
 
+def _residual_chunk(energy, y, th, k, powers, mid) -> np.ndarray:
+    """``y - F_K`` for a chunk of sampling-space vectors ``th`` (m, D): (m, N)."""
+    y0, height, e0, log_g, area, e_wl, log_w, eta = (
+        th[:, i : i + 1] for i in range(N_BASE)
+    )
+    # Step: y0 + H (1/2 + atan(2 (E - E0) / Gamma) / pi).
+    f = np.subtract(energy, e0)
+    f *= 2.0 * np.exp(-log_g)
+    np.arctan(f, out=f)
+    f *= height / np.pi
+    f += y0 + 0.5 * height
+    # Pseudo-Voigt: A [eta L + (1 - eta) G], both of unit area, FWHM w.
+    w = np.exp(log_w)
+    d2 = np.subtract(energy, e_wl)
+    np.square(d2, out=d2)
+    lor = d2 + 0.25 * w * w
+    np.reciprocal(lor, out=lor)
+    lor *= area * eta * (0.5 * w / np.pi)
+    f += lor
+    d2 *= -_FOUR_LN2 / (w * w)
+    _exp_floor(d2)
+    d2 *= area * (1.0 - eta) * _GAUSS_NORM / w
+    f += d2
+    if k:
+        # The exponent -4 ln2 (E - c)^2 / width^2 is a quadratic in E,
+        # q0 + q1 u + q2 u^2 with u = E - E_mid, so all of it comes out of
+        # one matrix product: a single pass over (m, k, n) instead of
+        # four elementwise ones. Centring E keeps the three terms small
+        # (|u| <= half the window), so they cancel with no loss that
+        # matters: the exponent is exact to ~1e-12 for widths >= 0.1 eV.
+        n = energy.size
+        rel = th[:, N_BASE + k : N_BASE + 2 * k] - mid
+        q2 = -_FOUR_LN2 * np.exp(-2.0 * th[:, N_BASE + 2 * k : N_BASE + 3 * k])
+        coef = np.stack([q2 * rel * rel, -2.0 * q2 * rel, q2], axis=-1)
+        g = (coef.reshape(-1, 3) @ powers).reshape(th.shape[0], k, n)
+        _exp_floor(g)
+        f += np.einsum("mk,mkn->mn", th[:, N_BASE : N_BASE + k], g)
+    np.subtract(y, f, out=f)
+    return f
+
+
+def _chunks(energy: np.ndarray, theta: np.ndarray, k: int):
+    """Chunks of walkers that fit in cache, and the centred energy powers."""
+    n = energy.size
+    mid = 0.5 * (energy[0] + energy[-1])
+    powers = np.stack([np.ones(n), energy - mid, (energy - mid) ** 2])
+    chunk = max(32, 2**18 // (max(k, 1) * n))
+    return range(0, theta.shape[0], chunk), chunk, powers, mid
+
+
 def _sum_sq(energy: np.ndarray, y: np.ndarray, theta: np.ndarray, k: int):
     """Sum of squared residuals ``sum_i (y_i - F_K(E_i))^2`` for a batch.
 
@@ -174,49 +224,25 @@ def _sum_sq(energy: np.ndarray, y: np.ndarray, theta: np.ndarray, k: int):
     ndarray, shape (M,)
         ``2 N E_K(theta)`` in the paper's notation.
     """
-    m, n = theta.shape[0], energy.size
-    out = np.empty(m)
-    mid = 0.5 * (energy[0] + energy[-1])
-    powers = np.stack([np.ones(n), energy - mid, (energy - mid) ** 2])
-    chunk = max(32, 2**18 // (max(k, 1) * n))
-    for a in range(0, m, chunk):
-        th = theta[a : a + chunk]
-        y0, height, e0, log_g, area, e_wl, log_w, eta = (
-            th[:, i : i + 1] for i in range(N_BASE)
-        )
-        # Step: y0 + H (1/2 + atan(2 (E - E0) / Gamma) / pi).
-        f = np.subtract(energy, e0)
-        f *= 2.0 * np.exp(-log_g)
-        np.arctan(f, out=f)
-        f *= height / np.pi
-        f += y0 + 0.5 * height
-        # Pseudo-Voigt: A [eta L + (1 - eta) G], both of unit area, FWHM w.
-        w = np.exp(log_w)
-        d2 = np.subtract(energy, e_wl)
-        np.square(d2, out=d2)
-        lor = d2 + 0.25 * w * w
-        np.reciprocal(lor, out=lor)
-        lor *= area * eta * (0.5 * w / np.pi)
-        f += lor
-        d2 *= -_FOUR_LN2 / (w * w)
-        _exp_floor(d2)
-        d2 *= area * (1.0 - eta) * _GAUSS_NORM / w
-        f += d2
-        if k:
-            # The exponent -4 ln2 (E - c)^2 / width^2 is a quadratic in E,
-            # q0 + q1 u + q2 u^2 with u = E - E_mid, so all of it comes out of
-            # one matrix product: a single pass over (m, k, n) instead of
-            # four elementwise ones. Centring E keeps the three terms small
-            # (|u| <= half the window), so they cancel with no loss that
-            # matters: the exponent is exact to ~1e-12 for widths >= 0.1 eV.
-            rel = th[:, N_BASE + k : N_BASE + 2 * k] - mid
-            q2 = -_FOUR_LN2 * np.exp(-2.0 * th[:, N_BASE + 2 * k : N_BASE + 3 * k])
-            coef = np.stack([q2 * rel * rel, -2.0 * q2 * rel, q2], axis=-1)
-            g = (coef.reshape(-1, 3) @ powers).reshape(th.shape[0], k, n)
-            _exp_floor(g)
-            f += np.einsum("mk,mkn->mn", th[:, N_BASE : N_BASE + k], g)
-        np.subtract(y, f, out=f)
-        out[a : a + th.shape[0]] = np.einsum("ij,ij->i", f, f)
+    out = np.empty(theta.shape[0])
+    starts, chunk, powers, mid = _chunks(energy, theta, k)
+    for a in starts:
+        f = _residual_chunk(energy, y, theta[a : a + chunk], k, powers, mid)
+        out[a : a + f.shape[0]] = np.einsum("ij,ij->i", f, f)
+    return out
+
+
+def _residuals(energy: np.ndarray, y: np.ndarray, theta: np.ndarray, k: int):
+    """Residuals ``y - F_K`` for a batch, shape (M, N); theta in sampling space.
+
+    The same computation as :func:`_sum_sq`, keeping the residual vectors
+    (the peak-redraw move of :mod:`xasviz.bayes.moves` needs them).
+    """
+    out = np.empty((theta.shape[0], energy.size))
+    starts, chunk, powers, mid = _chunks(energy, theta, k)
+    for a in starts:
+        f = _residual_chunk(energy, y, theta[a : a + chunk], k, powers, mid)
+        out[a : a + f.shape[0]] = f
     return out
 
 

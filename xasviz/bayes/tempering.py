@@ -52,6 +52,7 @@ __all__ = [
     "default_moves",
     "ReflectedDEMove",
     "BlockDEMove",
+    "BatchedStretchMove",
     "log_z_ladder",
     "log_z_at",
     "adapt_ladder",
@@ -62,7 +63,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def default_moves(lower=None, upper=None, blocks=None) -> list[tuple[object, float]]:
+def default_moves(
+    lower=None, upper=None, blocks=None, peak_move=None
+) -> list[tuple[object, float]]:
     """emcee moves and weights used within each rung.
 
     Differential evolution mixes well in the 8-40 dimensions of eq. 14; a
@@ -72,20 +75,26 @@ def default_moves(lower=None, upper=None, blocks=None) -> list[tuple[object, flo
     ``blocks`` (groups of coordinates, e.g. one Gaussian's amplitude, centre
     and width) half of the sweeps move one block per walker
     (:class:`BlockDEMove`), which keeps the acceptance up when K is large.
+    With ``peak_move`` (a :class:`xasviz.bayes.moves.PeakRedrawMove`) a
+    fifth of the sweeps redraw one Gaussian per walker instead, taken from
+    the other moves in proportion.
     """
+    if peak_move is not None:
+        rest = default_moves(lower, upper, blocks)
+        return [(m, 0.8 * w) for m, w in rest] + [(peak_move, 0.2)]
     if lower is None:
         return [(DEMove(), 0.7), (DEMove(gamma0=1.0), 0.1), (StretchMove(), 0.2)]
     if blocks is None:
         return [
             (ReflectedDEMove(lower, upper), 0.7),
             (ReflectedDEMove(lower, upper, gamma0=1.0), 0.1),
-            (StretchMove(), 0.2),
+            (BatchedStretchMove(), 0.2),
         ]
     return [
         (ReflectedDEMove(lower, upper), 0.3),
         (BlockDEMove(lower, upper, blocks), 0.45),
         (ReflectedDEMove(lower, upper, gamma0=1.0), 0.1),
-        (StretchMove(), 0.15),
+        (BatchedStretchMove(), 0.15),
     ]
 
 
@@ -119,6 +128,40 @@ class ReflectedDEMove(DEMove):
     def raw_proposal(self, s, c, random):
         """emcee's DE proposal for one ensemble, before :meth:`fold`."""
         return DEMove.get_proposal(self, s, c, random)
+
+    def batch_proposal(self, s, c, random):
+        """The DE proposals of many ensembles at once, folded into the box.
+
+        The rule is emcee's (:class:`emcee.moves.DEMove`, whose ``g0`` and
+        ``sigma`` it reads): every walker of ensemble ``r`` steps by
+        ``gamma (c[r, j] - c[r, i])`` for a pair ``i != j`` drawn uniformly
+        from that ensemble's complement, ``gamma = g0 (1 + sigma N(0, 1))``.
+        emcee builds one ensemble per call; the tempered runs need one per
+        rung, and calling it rung by rung cost a third of the sampling time
+        (``docs/bayes.md``).
+
+        Parameters
+        ----------
+        s : ndarray, shape (R, n, D)
+            Moving walkers of ``R`` ensembles.
+        c : ndarray, shape (R, m, D)
+            Their complements, ``m >= 2``.
+        random : numpy.random.RandomState
+
+        Returns
+        -------
+        q : ndarray, shape (R, n, D)
+        factors : ndarray, shape (R, n), zeros (the step is symmetric).
+        """
+        n_ens, n, _ = s.shape
+        m = c.shape[1]
+        i = random.randint(m, size=(n_ens, n))
+        j = random.randint(m - 1, size=(n_ens, n))
+        j += j >= i
+        rows = np.arange(n_ens)[:, None]
+        gamma = self.g0 * (1.0 + self.sigma * random.randn(n_ens, n, 1))
+        q = s + gamma * (c[rows, j] - c[rows, i])
+        return self.fold(s, q, random), np.zeros((n_ens, n))
 
     def fold(self, s, q, random):
         """Reflect proposals into the box.
@@ -176,6 +219,24 @@ class BlockDEMove(ReflectedDEMove):
         pick = random.randint(self.n_block, size=s.shape[:-1])
         q = s + (q - s) * (self.block_scale[pick] / self.g0)
         return super().fold(s, q, random)
+
+
+class BatchedStretchMove(StretchMove):
+    """emcee's stretch move with the proposals of many ensembles at once.
+
+    The rule is that of :class:`emcee.moves.StretchMove` (scale ``a``): a
+    walker moves along the line to a walker ``c[r, j]`` of its ensemble's
+    complement, ``q = c_j + z (s - c_j)`` with ``z`` drawn from ``g(z) ∝
+    1/sqrt(z)`` on ``[1/a, a]``, and Hastings factor ``(D - 1) ln z``.
+    See :meth:`ReflectedDEMove.batch_proposal` for the shapes.
+    """
+
+    def batch_proposal(self, s, c, random):
+        n_ens, n, dim = s.shape
+        z = ((self.a - 1.0) * random.rand(n_ens, n) + 1.0) ** 2 / self.a
+        pick = random.randint(c.shape[1], size=(n_ens, n))
+        cj = c[np.arange(n_ens)[:, None], pick]
+        return cj + z[..., None] * (s - cj), (dim - 1.0) * np.log(z)
 
 
 @dataclasses.dataclass
@@ -259,7 +320,8 @@ def temper(
     # so that the whole run is reproducible from the caller's rng.
     legacy = np.random.RandomState(int(rng.integers(2**32 - 1)))
     for move, _ in moves:
-        move.setup(np.zeros((n_walkers, dim)))
+        if hasattr(move, "setup"):
+            move.setup(np.zeros((n_walkers, dim)))
     timings = dict(model=0.0, proposal=0.0, exchange=0.0, total=0.0)
     t_start = time.perf_counter()
 
@@ -304,11 +366,23 @@ def temper(
             here, there = coords[rows, moving], coords[rows, other]
             prop = np.empty_like(here)
             factors = np.empty(moving.shape)
-            propose = getattr(move, "raw_proposal", move.get_proposal)
-            for j in range(n_rung - 1):
-                prop[j], factors[j] = propose(here[j], [there[j]], legacy)
-            if hasattr(move, "fold"):
-                prop = move.fold(here, prop, legacy)
+            if hasattr(move, "batch_proposal"):
+                prop, factors = move.batch_proposal(here, there, legacy)
+            elif hasattr(move, "get_proposal"):
+                propose = getattr(move, "raw_proposal", move.get_proposal)
+                for j in range(n_rung - 1):
+                    prop[j], factors[j] = propose(here[j], [there[j]], legacy)
+                if hasattr(move, "fold"):
+                    prop = move.fold(here, prop, legacy)
+            else:
+                # A move of its own (PeakRedrawMove): one batch over all
+                # rungs, each walker at its rung's beta.
+                flat, fac = move.propose(
+                    here.reshape(-1, dim),
+                    np.repeat(betas[1:], moving.shape[1]),
+                    rng,
+                )
+                prop, factors = flat.reshape(here.shape), fac.reshape(factors.shape)
             timings["proposal"] += time.perf_counter() - t0
             new_lp, new_s = score(prop.reshape(-1, dim))
             new_lp = new_lp.reshape(factors.shape)

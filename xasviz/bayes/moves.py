@@ -1,0 +1,278 @@
+"""A Metropolis-Hastings move that redraws one Gaussian peak of eq. 14.
+
+The ensemble moves of emcee (differential evolution, stretch) move a walker
+along the differences between walkers. They are poor at one thing the
+tempered runs need all the time: taking a Gaussian that sits on one feature
+(or on nothing) and putting it on another feature far away. At the
+intermediate inverse temperatures a Gaussian that its feature no longer needs
+drifts over the window while the step and white line take up the feature,
+and comes back only after hundreds of sweeps; near the top of the ladder the
+extra Gaussians of an over-complete ``K`` fit noise in many narrow modes that
+the ensemble moves hardly ever leave. Independent chains then settle in
+different configurations, and the free energy of such a ``K`` moved by
+nats between runs (``docs/bayes.md``).
+
+:class:`PeakRedrawMove` redraws one Gaussian ``j`` of each walker (drawn
+uniformly) from an approximation of its conditional distribution given
+everything else, independently of where the Gaussian sits now. With the
+residual ``r = y - F_{-j}`` of the other parts, and ``g_{c,w}`` the
+unit-height Gaussian of centre ``c`` and width ``w``, the amplitude enters
+linearly (eq. 14), so
+
+    p(a | c, w, rest) ∝ exp(-beta/2 ||r - a g_{c,w}||^2) on [a_lo, a_hi]
+
+is a normal ``N(m, s^2)``, ``m = <r, g> / <g, g>``, ``s^2 = 1 / (beta <g, g>)``,
+truncated to the amplitude prior's box, and ``(c, w)`` has the marginal
+``Z_a(c, w) = ∫ p(a, c, w | rest) da`` in closed form. The proposal:
+
+1. a width cell ``i_w`` uniformly from ``n_width`` cells of equal size in
+   ``ln w`` over the prior's range;
+2. a centre cell ``i_c`` from a mixture: with probability ``uniform_share``
+   uniformly, otherwise with probability proportional to the profile
+   likelihood of a Gaussian at that cell's middle and width (its amplitude at
+   the constrained optimum, with the Laplace volume factor), computed for all
+   cells at once by one matrix product of ``r`` with a table of Gaussians;
+3. ``c`` and ``ln w`` uniformly within the chosen cells, then ``a`` from its
+   exact truncated-normal conditional.
+
+Because ``r`` does not depend on Gaussian ``j``, the reverse proposal is
+computed from the same table, and the Hastings factor
+
+    ln q(c, w) + ln p(a | c, w) - ln q(c', w') - ln p(a' | c', w')
+
+makes the move exact for the tempered target at every rung: it is a
+Metropolis-within-Gibbs step on one Gaussian (a "griddy" Gibbs proposal for
+its centre and width, exact for its amplitude). The grid only shapes the
+proposal; the target is never discretised. The move does not replace emcee's
+moves: it moves one Gaussian at a time and ignores the correlations that the
+ensemble moves follow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import log_ndtr, ndtr, ndtri
+
+from .model import _FOUR_LN2, N_BASE, _exp_floor, _residuals
+
+__all__ = ["PeakRedrawMove"]
+
+#: Share of centre proposals drawn uniformly over the prior's range. It keeps
+#: the proposal density positive everywhere, so the reverse move of a
+#: Gaussian that sits where the profile likelihood is low stays possible.
+UNIFORM_SHARE = 0.2
+#: Cells of the width grid (log-uniform over the prior's range).
+N_WIDTH = 8
+
+
+class PeakRedrawMove:
+    """Redraw one Gaussian per walker from its (gridded) conditional.
+
+    Parameters
+    ----------
+    energy, y : ndarray, shape (N,)
+        The spectrum being decomposed.
+    k : int
+        Number of Gaussians (>= 1).
+    bounds : dict
+        Resolved prior bounds (:meth:`xasviz.bayes.Prior.resolve`): the
+        ``amplitude`` and ``centre`` boxes and the log-uniform ``width`` box
+        of every Gaussian.
+    uniform_share : float
+        Share of the centre proposals drawn uniformly.
+    n_centre, n_width : int, optional
+        Cells of the centre grid (default: one per energy point) and of the
+        width grid.
+
+    Notes
+    -----
+    :func:`xasviz.bayes.tempering.temper` calls :meth:`propose` with every
+    moving walker's inverse temperature; the result is a proposal and its
+    Hastings log factor, accepted there with the Metropolis rule like the
+    ensemble moves' proposals.
+    """
+
+    def __init__(
+        self,
+        energy,
+        y,
+        k,
+        bounds,
+        uniform_share=UNIFORM_SHARE,
+        n_centre=None,
+        n_width=N_WIDTH,
+    ):
+        if k < 1:
+            raise ValueError(f"PeakRedrawMove needs k >= 1 Gaussians; got k={k}.")
+        if not 0.0 < uniform_share <= 1.0:
+            raise ValueError(f"uniform_share must be in (0, 1]; got {uniform_share}.")
+        self.energy = np.asarray(energy, dtype=np.float64)
+        self.y = np.asarray(y, dtype=np.float64)
+        self.k = int(k)
+        self.a_lo, self.a_hi = (float(v) for v in bounds["amplitude"])
+        self.c_lo, self.c_hi = (float(v) for v in bounds["centre"])
+        self.lw_lo, self.lw_hi = (float(v) for v in np.log(bounds["width"]))
+        self.uniform_share = float(uniform_share)
+        self.n_c = int(n_centre or self.energy.size)
+        self.n_w = int(n_width)
+        self.dc = (self.c_hi - self.c_lo) / self.n_c
+        self.dlw = (self.lw_hi - self.lw_lo) / self.n_w
+        mid_c = self.c_lo + self.dc * (np.arange(self.n_c) + 0.5)
+        mid_lw = self.lw_lo + self.dlw * (np.arange(self.n_w) + 0.5)
+        # table[i_w] (N, n_c): unit-height Gaussians at every cell's middle.
+        z = self.energy[None, :, None] - mid_c[None, None, :]
+        z = -_FOUR_LN2 * z * z * np.exp(-2.0 * mid_lw)[:, None, None]
+        self.table = _exp_floor(z)
+        self.table_gg = np.einsum("wnc,wnc->wc", self.table, self.table)
+
+    def _unit_gauss(self, centre, log_width):
+        """Unit-height Gaussians, shape (M, N)."""
+        z = self.energy[None, :] - centre[:, None]
+        z *= z
+        z *= (-_FOUR_LN2 * np.exp(-2.0 * log_width))[:, None]
+        return _exp_floor(z)
+
+    def _cell_probs(self, r, beta, i_w):
+        """Centre-cell probabilities (M, n_c) for width cells ``i_w`` (M,).
+
+        Proportional to the profile likelihood at each cell's middle: the
+        amplitude at its optimum within the prior's box, times the Laplace
+        width ``(beta <g, g>)^(-1/2)`` of the amplitude's conditional.
+        Any positive weights would keep the move exact; these follow the
+        target closely.
+        """
+        m = r.shape[0]
+        corr = np.empty((m, self.n_c))
+        for w in np.unique(i_w):
+            sel = np.flatnonzero(i_w == w)
+            corr[sel] = r[sel] @ self.table[w]
+        gg = self.table_gg[i_w]
+        a = np.clip(corr / gg, self.a_lo, self.a_hi)
+        logw = 0.5 * beta[:, None] * (2.0 * a * corr - a * a * gg) - 0.5 * np.log(gg)
+        logw -= logw.max(axis=1, keepdims=True)
+        p = np.exp(logw)
+        p /= p.sum(axis=1, keepdims=True)
+        return (1.0 - self.uniform_share) * p + self.uniform_share / self.n_c
+
+    def _cells(self, c, lw):
+        i_c = np.clip(((c - self.c_lo) / self.dc).astype(int), 0, self.n_c - 1)
+        i_w = np.clip(((lw - self.lw_lo) / self.dlw).astype(int), 0, self.n_w - 1)
+        return i_c, i_w
+
+    def _amplitude_law(self, r, g, beta):
+        """Mean, sd and standardised bounds of the amplitude's conditional."""
+        gg = np.einsum("mn,mn->m", g, g)
+        mean = np.einsum("mn,mn->m", r, g) / gg
+        sd = 1.0 / np.sqrt(beta * gg)
+        return mean, sd, (self.a_lo - mean) / sd, (self.a_hi - mean) / sd
+
+    def propose(self, theta, beta, random):
+        """Proposals for walkers ``theta`` (M, D) at inverse temperatures ``beta``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (M, 8 + 3 k)
+            Current walkers, sampling space, inside the prior's support.
+        beta : ndarray, shape (M,)
+            Each walker's inverse temperature (> 0).
+        random : numpy.random.Generator
+
+        Returns
+        -------
+        proposal : ndarray, shape (M, 8 + 3 k)
+        log_factor : ndarray, shape (M,)
+            ``ln q(old | new) - ln q(new | old)``.
+        """
+        m, k = theta.shape[0], self.k
+        beta = np.broadcast_to(np.asarray(beta, dtype=np.float64), (m,))
+        rows = np.arange(m)
+        j = random.integers(k, size=m)
+        col_a, col_c, col_w = N_BASE + j, N_BASE + k + j, N_BASE + 2 * k + j
+        a_old, c_old, lw_old = (
+            theta[rows, col_a],
+            theta[rows, col_c],
+            theta[rows, col_w],
+        )
+        g_old = self._unit_gauss(c_old, lw_old)
+        # Residual of everything but Gaussian j: the same before and after.
+        r = _residuals(self.energy, self.y, theta, k)
+        r += a_old[:, None] * g_old
+
+        iw_new = random.integers(self.n_w, size=m)
+        p_new = self._cell_probs(r, beta, iw_new)
+        cdf = np.cumsum(p_new, axis=1)
+        u = random.random(m) * cdf[:, -1]
+        ic_new = np.minimum((cdf < u[:, None]).sum(axis=1), self.n_c - 1)
+        c_new = self.c_lo + self.dc * (ic_new + random.random(m))
+        lw_new = self.lw_lo + self.dlw * (iw_new + random.random(m))
+        g_new = self._unit_gauss(c_new, lw_new)
+        mean_n, sd_n, lo_n, hi_n = self._amplitude_law(r, g_new, beta)
+        a_new = _amplitude_draw(mean_n, sd_n, lo_n, hi_n, random)
+
+        # Reverse: the probability of the old Gaussian's cells. The width
+        # cell (1 / n_w) and the cell volumes are the same both ways.
+        ic_old, iw_old = self._cells(c_old, lw_old)
+        p_old = self._cell_probs(r, beta, iw_old)
+        mean_o, sd_o, lo_o, hi_o = self._amplitude_law(r, g_old, beta)
+        log_factor = (
+            np.log(p_old[rows, ic_old])
+            + _amplitude_logpdf(a_old, mean_o, sd_o, lo_o, hi_o)
+            - np.log(p_new[rows, ic_new])
+            - _amplitude_logpdf(a_new, mean_n, sd_n, lo_n, hi_n)
+        )
+        out = np.array(theta, copy=True)
+        out[rows, col_a] = np.clip(a_new, self.a_lo, self.a_hi)
+        out[rows, col_c] = c_new
+        out[rows, col_w] = lw_new
+        return out, log_factor
+
+
+#: Below this standardised upper bound (in the frame of :func:`_frame`) the
+#: normal's tail is replaced by its exponential limit, which ``ndtr`` can
+#: still resolve; draws and densities use the same law, so the move stays
+#: exact for the proposal it makes.
+_FAR = -30.0
+
+
+def _frame(lo, hi):
+    """Standardised bounds on the side where the interval's tails are small.
+
+    Returns ``flip`` (the interval was mirrored), ``a < b`` and ``far`` (both
+    bounds so deep in the lower tail that the exponential law is used).
+    """
+    flip = lo > 0
+    a = np.where(flip, -hi, lo)
+    b = np.where(flip, -lo, hi)
+    return flip, a, b, b < _FAR
+
+
+def _amplitude_logpdf(x, mean, sd, lo, hi):
+    """Log density of :func:`_amplitude_draw`'s law at ``x``."""
+    flip, a, b, far = _frame(lo, hi)
+    z = np.where(flip, -(x - mean) / sd, (x - mean) / sd)
+    la, lb = log_ndtr(a), log_ndtr(b)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        log_mass = lb + np.log1p(-np.exp(np.minimum(la - lb, 0.0)))
+        normal = -0.5 * z * z - 0.5 * np.log(2.0 * np.pi) - log_mass
+        rate = -b
+        expo = np.log(rate) + rate * (z - b) - np.log1p(-np.exp(-rate * (b - a)))
+    return np.where(far, expo, normal) - np.log(sd)
+
+
+def _amplitude_draw(mean, sd, lo, hi, random):
+    """Draws of ``N(mean, sd^2)`` truncated to the standardised ``[lo, hi]``.
+
+    Inverse CDF on the side of the interval with the smaller tail masses, so
+    that an interval far out in one tail (an amplitude whose least-squares
+    value lies far below zero) is sampled without loss; beyond ``_FAR`` the
+    exponential limit of the tail.
+    """
+    flip, a, b, far = _frame(lo, hi)
+    u = random.random(np.shape(mean))
+    pa, pb = ndtr(a), ndtr(b)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        z = ndtri(pa + u * (pb - pa))
+        rate = -b
+        z_far = b + np.log(u + (1.0 - u) * np.exp(-rate * (b - a))) / rate
+    z = np.clip(np.where(far, z_far, z), a, b)
+    return mean + sd * np.where(flip, -z, z)
