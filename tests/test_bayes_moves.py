@@ -114,9 +114,10 @@ def test_peak_move_alone_samples_the_exact_conditional():
     theta = prior.sample(rng, m)
     s = _sum_sq(ENERGY, y, theta, 1)
     for _ in range(80):
-        q, fac = move.propose(theta, beta, rng)
+        q, fac, sq = move.propose(theta, beta, rng)
         assert np.all(prior.logpdf(q) > -np.inf)
-        sq = _sum_sq(ENERGY, y, q, 1)
+        # The move's own sums of squares are the model's, to rounding.
+        np.testing.assert_allclose(sq, _sum_sq(ENERGY, y, q, 1), rtol=1e-10)
         ok = fac - 0.5 * beta * (sq - s) > np.log(rng.random(m))
         theta[ok], s[ok] = q[ok], sq[ok]
     # Quadrature of the same posterior.

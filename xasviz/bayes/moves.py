@@ -62,7 +62,9 @@ __all__ = ["PeakRedrawMove"]
 #: Gaussian that sits where the profile likelihood is low stays possible.
 UNIFORM_SHARE = 0.2
 #: Cells of the width grid (log-uniform over the prior's range).
-N_WIDTH = 8
+N_WIDTH = 12
+#: Cells of the centre grid per energy point of the spectrum.
+CENTRES_PER_POINT = 3
 
 
 class PeakRedrawMove:
@@ -81,8 +83,12 @@ class PeakRedrawMove:
     uniform_share : float
         Share of the centre proposals drawn uniformly.
     n_centre, n_width : int, optional
-        Cells of the centre grid (default: one per energy point) and of the
-        width grid.
+        Cells of the centre grid (default: three per energy point) and of
+        the width grid (default 12). Narrow Gaussians fitting small features
+        at high ``beta`` need cells no wider than themselves: with one cell
+        per energy point and 8 width cells, independent chains of an
+        over-complete ``K`` agreed on a free energy 8 nats too high
+        (``docs/bayes.md``).
 
     Notes
     -----
@@ -113,7 +119,7 @@ class PeakRedrawMove:
         self.c_lo, self.c_hi = (float(v) for v in bounds["centre"])
         self.lw_lo, self.lw_hi = (float(v) for v in np.log(bounds["width"]))
         self.uniform_share = float(uniform_share)
-        self.n_c = int(n_centre or self.energy.size)
+        self.n_c = int(n_centre or CENTRES_PER_POINT * self.energy.size)
         self.n_w = int(n_width)
         self.dc = (self.c_hi - self.c_lo) / self.n_c
         self.dlw = (self.lw_hi - self.lw_lo) / self.n_w
@@ -124,6 +130,7 @@ class PeakRedrawMove:
         z = -_FOUR_LN2 * z * z * np.exp(-2.0 * mid_lw)[:, None, None]
         self.table = _exp_floor(z)
         self.table_gg = np.einsum("wnc,wnc->wc", self.table, self.table)
+        self.table_half_log_gg = 0.5 * np.log(self.table_gg)
 
     def _unit_gauss(self, centre, log_width):
         """Unit-height Gaussians, shape (M, N)."""
@@ -146,13 +153,24 @@ class PeakRedrawMove:
         for w in np.unique(i_w):
             sel = np.flatnonzero(i_w == w)
             corr[sel] = r[sel] @ self.table[w]
+        # a (2 <r, g> - a <g, g>) with a the clipped optimum <r, g> / <g, g>;
+        # in place, as this runs on (walkers x cells) every time.
         gg = self.table_gg[i_w]
-        a = np.clip(corr / gg, self.a_lo, self.a_hi)
-        logw = 0.5 * beta[:, None] * (2.0 * a * corr - a * a * gg) - 0.5 * np.log(gg)
-        logw -= logw.max(axis=1, keepdims=True)
-        p = np.exp(logw)
-        p /= p.sum(axis=1, keepdims=True)
-        return (1.0 - self.uniform_share) * p + self.uniform_share / self.n_c
+        a = np.divide(corr, gg)
+        np.clip(a, self.a_lo, self.a_hi, out=a)
+        gg *= a
+        np.subtract(2.0 * corr, gg, out=corr)
+        corr *= a
+        corr *= 0.5 * beta[:, None]
+        corr -= self.table_half_log_gg[i_w]
+        corr -= corr.max(axis=1, keepdims=True)
+        # Floored before exp: underflowing exponentials take numpy's slow
+        # path, and cells e^-700 below the best add nothing to a proposal.
+        np.maximum(corr, -700.0, out=corr)
+        p = np.exp(corr, out=corr)
+        p *= (1.0 - self.uniform_share) / p.sum(axis=1, keepdims=True)
+        p += self.uniform_share / self.n_c
+        return p
 
     def _cells(self, c, lw):
         i_c = np.clip(((c - self.c_lo) / self.dc).astype(int), 0, self.n_c - 1)
@@ -182,6 +200,10 @@ class PeakRedrawMove:
         proposal : ndarray, shape (M, 8 + 3 k)
         log_factor : ndarray, shape (M,)
             ``ln q(old | new) - ln q(new | old)``.
+        sum_sq : ndarray, shape (M,)
+            The proposals' sums of squared residuals ``||r - a' g'||^2``
+            (the same as :func:`xasviz.bayes.model._sum_sq` of the proposals,
+            to rounding), so that they need not be evaluated again.
         """
         m, k = theta.shape[0], self.k
         beta = np.broadcast_to(np.asarray(beta, dtype=np.float64), (m,))
@@ -220,11 +242,14 @@ class PeakRedrawMove:
             - np.log(p_new[rows, ic_new])
             - _amplitude_logpdf(a_new, mean_n, sd_n, lo_n, hi_n)
         )
+        a_new = np.clip(a_new, self.a_lo, self.a_hi)
+        r -= a_new[:, None] * g_new
+        sum_sq = np.einsum("mn,mn->m", r, r)
         out = np.array(theta, copy=True)
-        out[rows, col_a] = np.clip(a_new, self.a_lo, self.a_hi)
+        out[rows, col_a] = a_new
         out[rows, col_c] = c_new
         out[rows, col_w] = lw_new
-        return out, log_factor
+        return out, log_factor, sum_sq
 
 
 #: Below this standardised upper bound (in the frame of :func:`_frame`) the

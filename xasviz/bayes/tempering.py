@@ -62,6 +62,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Share of the sweeps that use the peak-redraw move (when one is given). It
+#: costs about three sweeps of the other moves (a residual and two matrix
+#: products per walker), so a small share carries its jumps.
+PEAK_SHARE = 0.15
+
 
 def default_moves(
     lower=None, upper=None, blocks=None, peak_move=None
@@ -76,12 +81,13 @@ def default_moves(
     and width) half of the sweeps move one block per walker
     (:class:`BlockDEMove`), which keeps the acceptance up when K is large.
     With ``peak_move`` (a :class:`xasviz.bayes.moves.PeakRedrawMove`) a
-    fifth of the sweeps redraw one Gaussian per walker instead, taken from
-    the other moves in proportion.
+    share ``PEAK_SHARE`` of the sweeps redraw one Gaussian per walker
+    instead, taken from the other moves in proportion.
     """
     if peak_move is not None:
         rest = default_moves(lower, upper, blocks)
-        return [(m, 0.8 * w) for m, w in rest] + [(peak_move, 0.2)]
+        keep = 1.0 - PEAK_SHARE
+        return [(m, keep * w) for m, w in rest] + [(peak_move, PEAK_SHARE)]
     if lower is None:
         return [(DEMove(), 0.7), (DEMove(gamma0=1.0), 0.1), (StretchMove(), 0.2)]
     if blocks is None:
@@ -325,10 +331,10 @@ def temper(
     timings = dict(model=0.0, proposal=0.0, exchange=0.0, total=0.0)
     t_start = time.perf_counter()
 
-    def score(theta):
+    def score(theta, known_s=None):
         t0 = time.perf_counter()
         lp = prior.logpdf(theta)
-        s = sum_sq(theta)
+        s = sum_sq(theta) if known_s is None else known_s
         # Points off the prior's support get S = inf; they are never accepted.
         s = np.where(np.isfinite(lp) & np.isfinite(s), s, np.inf)
         timings["model"] += time.perf_counter() - t0
@@ -366,6 +372,7 @@ def temper(
             here, there = coords[rows, moving], coords[rows, other]
             prop = np.empty_like(here)
             factors = np.empty(moving.shape)
+            known_s = None
             if hasattr(move, "batch_proposal"):
                 prop, factors = move.batch_proposal(here, there, legacy)
             elif hasattr(move, "get_proposal"):
@@ -377,14 +384,16 @@ def temper(
             else:
                 # A move of its own (PeakRedrawMove): one batch over all
                 # rungs, each walker at its rung's beta.
-                flat, fac = move.propose(
+                # It also returns the proposals' sums of squares, which it
+                # gets for free, so they need not be scored again.
+                flat, fac, known_s = move.propose(
                     here.reshape(-1, dim),
                     np.repeat(betas[1:], moving.shape[1]),
                     rng,
                 )
                 prop, factors = flat.reshape(here.shape), fac.reshape(factors.shape)
             timings["proposal"] += time.perf_counter() - t0
-            new_lp, new_s = score(prop.reshape(-1, dim))
+            new_lp, new_s = score(prop.reshape(-1, dim), known_s)
             new_lp = new_lp.reshape(factors.shape)
             new_s = new_s.reshape(factors.shape)
             old_lp = lp[rows, moving]
