@@ -6,11 +6,12 @@ The spectrum is planted (100 points over 40 eV, unit edge step, white line,
 four Gaussians, noise sigma = 2e-3). The run reports the wall time of the
 whole scan, the chosen K and sigma, the largest standard error of
 ``min_b F(K, b)`` over K, and where the time went: model evaluation (sums of
-squares and prior), emcee's proposals and exchanges as fractions of the
-sampling time, and the free-energy estimates (made between sampling chunks)
-next to it. As a floor measured in the same run it times one vectorised model
-evaluation of all walkers of all rungs, so the scan's time can be read as a
-number of such evaluations (a ratio that does
+squares and prior), proposals (the batched ensemble moves and the
+peak-redraw move, which evaluates every walker's residual itself) and
+exchanges as fractions of the sampling time, and the free-energy estimates
+(made between sampling chunks) next to it. As a floor measured in the same
+run it times one vectorised model evaluation of all walkers of all rungs, so
+the scan's time can be read as a number of such evaluations (a ratio that does
 not depend on how busy the machine is).
 
 ``--replicates N`` reruns the scan on the same spectrum with other sampler

@@ -261,6 +261,34 @@ def test_pooled_independent_chains_match_closed_form():
         )
 
 
+def test_drift_between_halves_of_the_chains():
+    """The drift check that keeps a run going: near zero on stationary
+    chains, and it sees sums of squares that fall during the kept sweeps."""
+    import dataclasses
+    import importlib
+
+    dec = importlib.import_module("xasviz.bayes.decompose")
+    sum_sq, prior, _ = _linear_case()
+    betas = np.concatenate([[0.0], np.geomspace(1e-3, 1e5, 40)])
+    rng = np.random.default_rng(5)
+    chains = [
+        temper(sum_sq, prior, betas, n_walkers=16, n_sweeps=200, n_burn=200, rng=rng)
+        for _ in range(4)
+    ]
+    grid = np.geomspace(betas[1], betas[-1], 400)
+    n = 60
+    drift, se = dec._drift(chains, betas, grid, n, 4)
+    assert se > 0 and abs(drift) < 3 * se + 0.05
+    # Chains still improving: the later sweeps fit better (S 3 % lower).
+    falling = []
+    for c in chains:
+        ss = c.sum_sq.copy()
+        ss[ss.shape[0] // 2 :] *= 0.97
+        falling.append(dataclasses.replace(c, sum_sq=ss))
+    drift, se = dec._drift(falling, betas, grid, n, 4)
+    assert drift < -5 * se and drift < -0.3
+
+
 def test_chains_count_their_burn_in_and_bad_chain_settings():
     s, _ = planted(0, 0)
     kw = dict(k_max=0, n_sweeps=40, n_blocks=4, ladder=20, se_target=None, rng=0)

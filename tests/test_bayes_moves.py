@@ -171,3 +171,23 @@ def test_peak_move_refuses_k0_and_bad_share():
         PeakRedrawMove(ENERGY, y, 0, bounds)
     with pytest.raises(ValueError, match="uniform_share"):
         PeakRedrawMove(ENERGY, y, 1, bounds, uniform_share=0.0)
+
+
+def test_peak_move_with_centres_beyond_the_window_stays_finite():
+    """A centre prior reaching far past the energy window puts narrow
+    Gaussians where they touch no data point; the amplitude is then
+    unconstrained and the move must still give finite proposals and
+    factors (no 0/0 from a vanishing <g, g>)."""
+    y, _ = _two_feature_spectrum()
+    bounds = Prior(centre=(600.0, 830.0), width=(0.05, 5.0)).resolve(ENERGY, y)
+    move = PeakRedrawMove(ENERGY, y, 2, bounds)
+    rng = np.random.default_rng(0)
+    theta = np.tile(
+        to_sampling(np.r_[list(BASE.values()), 0.05, 0.02, 705.0, 800.0, 2.0, 0.05], 2),
+        (500, 1),
+    )
+    for beta in (1e-2, 1e4):
+        q, fac, sq = move.propose(theta, beta, rng)
+        assert np.all(np.isfinite(q)) and np.all(np.isfinite(fac))
+        assert np.all(np.isfinite(sq))
+        np.testing.assert_allclose(sq, _sum_sq(ENERGY, y, q, 2), rtol=1e-9)

@@ -259,19 +259,27 @@ def _run_one(task: dict) -> dict:
 
     run = pool_chains(chains)
     log_z, reps, _ = timed(log_z_ladder, run.sum_sq, betas, task["n_blocks"])
-    # Continue while F's error at its minimum over b is above the target.
-    # Errors this large come from chains still drifting (over-complete K
-    # keeps finding better fits for a long time), so every continuation also
-    # moves the burn-in on: the kept sweeps stay the same fraction of all
-    # sweeps run as with the defaults.
+    # Continue while F's error at its minimum over b is above the target, or
+    # while F still drifts: the value from the second half of every chain's
+    # kept sweeps differs from that of the first half by more than twice
+    # the error of that difference (and more than the target). Independent
+    # chains of an over-complete K can agree with each other while all of
+    # them still drift (F of K = 8 on the benchmark fell by 16 nats over
+    # 2000 sweeps), so a small jackknife error alone does not mean settled.
+    # Every continuation also moves the burn-in on: the kept sweeps stay the
+    # same fraction of all sweeps run as with the defaults.
     n_all = task["n_burn"] + task["n_sweeps"]
     keep_frac = task["n_sweeps"] / n_all
     chunk = max(task["n_sweeps"] // 2, 2 * task["n_blocks"])
     grid, target = task["grid"], task["se_target"]
+
+    def unsettled():
+        se = _f_at_min(run.sum_sq, betas, log_z, reps, grid, y.size)[1]
+        drift, drift_se = _drift(chains, betas, grid, y.size, task["n_blocks"])
+        return se > target or abs(drift) > max(2.0 * drift_se, target)
+
     while (
-        target is not None
-        and n_all + chunk <= task["max_sweeps"]
-        and timed(_se_at_min, run, betas, log_z, reps, grid, y.size) > target
+        target is not None and n_all + chunk <= task["max_sweeps"] and timed(unsettled)
     ):
         n_all += chunk
         keep = round(keep_frac * n_all) // n_chains
@@ -290,6 +298,7 @@ def _run_one(task: dict) -> dict:
             chains[c] = continue_run(chain, more, keep=keep)
         run = pool_chains(chains)
         log_z, reps, _ = timed(log_z_ladder, run.sum_sq, betas, task["n_blocks"])
+    drift, drift_se = timed(_drift, chains, betas, grid, y.size, task["n_blocks"])
     # Report on the common grid (every K and spectrum share it) and on the
     # fine grid for the minimum over b, reweighted from the nearest rung.
     report = task["report"]
@@ -311,6 +320,8 @@ def _run_one(task: dict) -> dict:
         # Every chain's burn-in counts: what this K cost in sweeps.
         n_sweeps_total=n_all + (n_chains - 1) * task["n_burn"],
         n_sweeps_kept=int(run.sum_sq.shape[0]),
+        drift=drift,
+        drift_se=drift_se,
     )
 
 
@@ -322,8 +333,8 @@ def _moves(energy, y, k, prior, task):
     return default_moves(*prior.lower_upper(), blocks=prior.blocks(), peak_move=peak)
 
 
-def _se_at_min(run, betas, log_z, reps, grid, n) -> float:
-    """Standard error of ``F(K, b)`` at its minimum over the fine grid of b.
+def _f_at_min(sum_sq, betas, log_z, reps, grid, n) -> tuple[float, float]:
+    """``min_b F(K, b)`` over the fine grid of b and its standard error.
 
     Only the grid between the rungs either side of the best rung is
     reweighted: ``F`` is smooth in ``b``, and reweighting the whole grid at
@@ -335,8 +346,36 @@ def _se_at_min(run, betas, log_z, reps, grid, n) -> float:
     near = grid[(grid >= lo) & (grid <= hi)]
     if near.size == 0:
         near = grid[[int(np.argmin(np.abs(np.log(grid) - np.log(betas[j]))))]]
-    lz, lz_se = log_z_at(near, run.sum_sq, betas, log_z, reps)
-    return float(lz_se[np.argmin(_free_energy(lz, near, n))])
+    lz, lz_se = log_z_at(near, sum_sq, betas, log_z, reps)
+    f = _free_energy(lz, near, n)
+    i = int(np.argmin(f))
+    return float(f[i]), float(lz_se[i])
+
+
+def _drift(chains, betas, grid, n, n_blocks) -> tuple[float, float]:
+    """Change of ``min_b F`` from the first to the second half of the chains.
+
+    Each chain's kept sweeps are cut in two; the first halves of all chains
+    are pooled for one estimate, the second halves for another. Returns
+    their difference (second minus first) and its standard error (the two
+    halves' jackknife errors combined; with one chain, over blocks within
+    each half).
+    """
+    n_chains = len(chains)
+    blocks = n_chains if n_chains > 1 else max(n_blocks // 2, 2)
+    out = []
+    for part in (0, 1):
+        ss = np.concatenate(
+            [
+                c.sum_sq[: c.sum_sq.shape[0] // 2]
+                if part == 0
+                else c.sum_sq[c.sum_sq.shape[0] // 2 :]
+                for c in chains
+            ]
+        )
+        log_z, reps, _ = log_z_ladder(ss, betas, blocks)
+        out.append(_f_at_min(ss, betas, log_z, reps, grid, n))
+    return out[1][0] - out[0][0], float(np.hypot(out[0][1], out[1][1]))
 
 
 def _free_energy(log_z: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
@@ -456,7 +495,10 @@ def decompose(
         of ``n_sweeps // 2`` sweeps, the burn-in growing with it (the kept
         sweeps stay the fraction ``n_sweeps / (n_burn + n_sweeps)`` of all),
         until the error is below the target or ``max_sweeps`` is reached.
-        None: never continue.
+        A run also continues while ``F`` drifts: while the value from the
+        second half of every chain's kept sweeps differs from that of the
+        first half by more than twice the error of the difference and more
+        than ``se_target`` (``free_energy_drift``). None: never continue.
     max_sweeps : int, optional
         Most sweeps (burn-in included, the ladder pilot and the burn-ins of
         the second and later chains excluded) of one K; default
@@ -476,31 +518,35 @@ def decompose(
     Returns
     -------
     xarray.Dataset
-        ==================  =================  ==================================
-        variable            dims               meaning
-        ==================  =================  ==================================
-        free_energy         K, beta            ``F(K, b)`` at every positive rung
-        free_energy_se      K, beta            its jackknife standard error
-        free_energy_min     K                  ``min_b F(K, b)`` (reweighted)
-        free_energy_min_se  K                  its standard error
-        b_min               K                  the ``b`` of that minimum
-        k, b, sigma         ()                 the chosen K, b and ``b^-1/2``
-        map                 param              MAP at the chosen (K, b)
-        median              param              posterior median
-        interval            param, bound       95 % interval, bound = low, high
-        chain               sample, param      posterior draws at (K, b)
-        components          peak, energy       step (incl. y0), white_line,
-                                               gauss_1.. at the MAP
-        fit, residual       energy             MAP curve and ``data - fit``
-        data                energy             the spectrum
-        rmsd                ()                 root-mean-square of the residual
-        ladder              K, rung            positive rungs of each K's run
-        move_acceptance     K, rung            within-rung acceptance
-        swap_acceptance     K, rung            exchange acceptance with the rung
-                                               below
-        n_sweeps_total      K                  sweeps each K's run took (burn-in
-                                               and continuations included)
-        ==================  =================  ==================================
+        ====================  =================  ==================================
+        variable              dims               meaning
+        ====================  =================  ==================================
+        free_energy           K, beta            ``F(K, b)`` at every positive rung
+        free_energy_se        K, beta            its jackknife standard error
+        free_energy_min       K                  ``min_b F(K, b)`` (reweighted)
+        free_energy_min_se    K                  its standard error
+        b_min                 K                  the ``b`` of that minimum
+        k, b, sigma           ()                 the chosen K, b and ``b^-1/2``
+        map                   param              MAP at the chosen (K, b)
+        median                param              posterior median
+        interval              param, bound       95 % interval, bound = low, high
+        chain                 sample, param      posterior draws at (K, b)
+        components            peak, energy       step (incl. y0), white_line,
+                                                 gauss_1.. at the MAP
+        fit, residual         energy             MAP curve and ``data - fit``
+        data                  energy             the spectrum
+        rmsd                  ()                 root-mean-square of the residual
+        ladder                K, rung            positive rungs of each K's run
+        move_acceptance       K, rung            within-rung acceptance
+        swap_acceptance       K, rung            exchange acceptance with the rung
+                                                 below
+        n_sweeps_total        K                  sweeps each K's run took (burn-in
+                                                 and continuations included)
+        free_energy_drift     K                  ``min_b F`` from the second half of
+                                                 every chain's kept sweeps minus
+                                                 that from the first half
+        free_energy_drift_se  K                  its standard error
+        ====================  =================  ==================================
 
         Read the MAP as ``ds["map"]`` (``ds.map`` is :meth:`Dataset.map`).
         ``param`` lists ``E_WL`` first (see
@@ -763,6 +809,8 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed, se_target) 
     best_j = np.argmin(f_grid, axis=1)
     f_min = f_grid[np.arange(len(ks)), best_j]
     f_min_se = f_grid_se[np.arange(len(ks)), best_j]
+    drift = np.array([r["drift"] for r in res])
+    drift_se = np.array([r["drift_se"] for r in res])
     i_k = int(np.argmin(f_min))
     k = ks[i_k]
     j = int(best_j[i_k])
@@ -786,6 +834,17 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed, se_target) 
                 f"has a standard error above se_target={se_target} nats after "
                 f"the largest number of sweeps allowed (max_sweeps): the choice "
                 "of K may not be settled. Raise max_sweeps or n_sweeps.",
+                ConvergenceWarning,
+            )
+        drifting = np.abs(drift) > np.maximum(2.0 * drift_se, se_target)
+        moving = [ks[i] for i in np.flatnonzero(close & drifting)]
+        if moving:
+            warn(
+                f"The free energy of K={moving} (within a few nats of the minimum) "
+                "still drifted between the first and second half of the kept "
+                f"sweeps (by {np.round(drift[close & drifting], 2).tolist()} nats) "
+                "when max_sweeps was reached: its value, and its standard error, "
+                "are not yet settled. Raise max_sweeps and n_burn.",
                 ConvergenceWarning,
             )
     r = res[i_k]
@@ -841,6 +900,8 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed, se_target) 
         move_acceptance=np.array([x["move_acceptance"][1:] for x in res]),
         swap_acceptance=np.array([x["swap_acceptance"] for x in res]),
         n_sweeps_total=np.array([x["n_sweeps_total"] for x in res]),
+        drift=drift,
+        drift_se=drift_se,
         posterior_acceptance=acc,
     )
 
@@ -889,6 +950,8 @@ def _assemble(out: list[dict], da: xr.DataArray, single: bool) -> xr.Dataset:
                 "move_acceptance": (("K", "rung"), o["move_acceptance"]),
                 "swap_acceptance": (("K", "rung"), o["swap_acceptance"]),
                 "n_sweeps_total": ("K", o["n_sweeps_total"]),
+                "free_energy_drift": ("K", o["drift"]),
+                "free_energy_drift_se": ("K", o["drift_se"]),
                 "posterior_acceptance": ((), o["posterior_acceptance"]),
             },
             coords={

@@ -129,7 +129,11 @@ class PeakRedrawMove:
         z = self.energy[None, :, None] - mid_c[None, None, :]
         z = -_FOUR_LN2 * z * z * np.exp(-2.0 * mid_lw)[:, None, None]
         self.table = _exp_floor(z)
-        self.table_gg = np.einsum("wnc,wnc->wc", self.table, self.table)
+        # Floored: a narrow Gaussian centred outside the window (a wide
+        # centre prior) would otherwise have <g, g> = 0 here.
+        self.table_gg = np.maximum(
+            np.einsum("wnc,wnc->wc", self.table, self.table), 1e-300
+        )
         self.table_half_log_gg = 0.5 * np.log(self.table_gg)
 
     def _unit_gauss(self, centre, log_width):
@@ -178,11 +182,33 @@ class PeakRedrawMove:
         return i_c, i_w
 
     def _amplitude_law(self, r, g, beta):
-        """Mean, sd and standardised bounds of the amplitude's conditional."""
+        """Mean, sd and standardised bounds of the amplitude's conditional.
+
+        A Gaussian that hardly overlaps the energy window (a centre prior
+        reaching beyond it, a narrow width) leaves the amplitude all but
+        unconstrained; where the likelihood changes by less than 1e-12 over
+        the whole box, the law is taken as exactly uniform (``flat``), which
+        avoids dividing by a vanishing ``<g, g>``.
+        """
         gg = np.einsum("mn,mn->m", g, g)
-        mean = np.einsum("mn,mn->m", r, g) / gg
-        sd = 1.0 / np.sqrt(beta * gg)
-        return mean, sd, (self.a_lo - mean) / sd, (self.a_hi - mean) / sd
+        flat = beta * gg * (self.a_hi - self.a_lo) ** 2 < 1e-12
+        gg = np.where(flat, 1.0, gg)
+        mean = np.where(
+            flat, 0.5 * (self.a_lo + self.a_hi), np.einsum("mn,mn->m", r, g) / gg
+        )
+        sd = np.where(flat, 1.0, 1.0 / np.sqrt(beta * gg))
+        return mean, sd, (self.a_lo - mean) / sd, (self.a_hi - mean) / sd, flat
+
+    def _draw_amplitude(self, law, random):
+        mean, sd, lo, hi, flat = law
+        a = _amplitude_draw(mean, sd, lo, hi, random)
+        return np.where(flat, random.uniform(self.a_lo, self.a_hi, flat.size), a)
+
+    def _amplitude_logpdf(self, a, law):
+        mean, sd, lo, hi, flat = law
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = _amplitude_logpdf(a, mean, sd, lo, hi)
+        return np.where(flat, -np.log(self.a_hi - self.a_lo), lp)
 
     def propose(self, theta, beta, random):
         """Proposals for walkers ``theta`` (M, D) at inverse temperatures ``beta``.
@@ -228,19 +254,19 @@ class PeakRedrawMove:
         c_new = self.c_lo + self.dc * (ic_new + random.random(m))
         lw_new = self.lw_lo + self.dlw * (iw_new + random.random(m))
         g_new = self._unit_gauss(c_new, lw_new)
-        mean_n, sd_n, lo_n, hi_n = self._amplitude_law(r, g_new, beta)
-        a_new = _amplitude_draw(mean_n, sd_n, lo_n, hi_n, random)
+        law_new = self._amplitude_law(r, g_new, beta)
+        a_new = self._draw_amplitude(law_new, random)
 
         # Reverse: the probability of the old Gaussian's cells. The width
         # cell (1 / n_w) and the cell volumes are the same both ways.
         ic_old, iw_old = self._cells(c_old, lw_old)
         p_old = self._cell_probs(r, beta, iw_old)
-        mean_o, sd_o, lo_o, hi_o = self._amplitude_law(r, g_old, beta)
+        law_old = self._amplitude_law(r, g_old, beta)
         log_factor = (
             np.log(p_old[rows, ic_old])
-            + _amplitude_logpdf(a_old, mean_o, sd_o, lo_o, hi_o)
+            + self._amplitude_logpdf(a_old, law_old)
             - np.log(p_new[rows, ic_new])
-            - _amplitude_logpdf(a_new, mean_n, sd_n, lo_n, hi_n)
+            - self._amplitude_logpdf(a_new, law_new)
         )
         a_new = np.clip(a_new, self.a_lo, self.a_hi)
         r -= a_new[:, None] * g_new

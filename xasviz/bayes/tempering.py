@@ -14,13 +14,15 @@ and one tempered run per K gives ``F(K, b)`` for every ``b`` of the ladder.
 Sampling
 --------
 Every rung holds an ensemble of walkers. Rung 0 is the prior itself and is
-redrawn exactly every sweep. Rungs ``j >= 1`` are advanced with emcee's
-red-blue ensemble moves (:class:`emcee.moves.DEMove`, here with its
-proposals reflected into the prior's box, and :class:`emcee.moves.StretchMove`):
-emcee builds the proposals of each
-rung from that rung's complementary half-ensemble; the proposals of all rungs
-are then scored in a single vectorised call and accepted with the
-Metropolis-Hastings rule of emcee's ``RedBlueMove``. After each sweep,
+redrawn exactly every sweep. Rungs ``j >= 1`` are advanced with the red-blue
+ensemble moves of emcee (:class:`emcee.moves.DEMove`, here with its
+proposals reflected into the prior's box, and
+:class:`emcee.moves.StretchMove`): each rung's proposals come from that
+rung's complementary half-ensemble, built for all rungs in one call by
+``batch_proposal`` (emcee's rule, vectorised over rungs), and a share of the
+sweeps use the peak-redraw move of :mod:`xasviz.bayes.moves`. The proposals
+of all rungs are scored in a single vectorised call and accepted with the
+Metropolis-Hastings rule, Hastings factors included. After each sweep,
 neighbouring rungs exchange walkers (even pairs, then odd pairs), accepted
 with probability ``min(1, exp((beta_{j+1} - beta_j)(S_b - S_a) / 2))``.
 
