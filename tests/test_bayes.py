@@ -230,14 +230,22 @@ def test_adapted_ladder_keeps_ends_and_free_energy():
     assert np.all(np.abs(log_z - truth)[1:] < 3 * se[1:] + 0.05)
 
 
-def test_pooled_independent_chains_match_closed_form():
+def _linear_chains(seed, n_chains, n_sweeps):
+    """Independent tempered runs of the closed-form linear case."""
     sum_sq, prior, exact = _linear_case()
     betas = np.concatenate([[0.0], np.geomspace(1e-3, 1e5, 40)])
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     chains = [
-        temper(sum_sq, prior, betas, n_walkers=16, n_sweeps=300, n_burn=200, rng=rng)
-        for _ in range(2)
+        temper(
+            sum_sq, prior, betas, n_walkers=16, n_sweeps=n_sweeps, n_burn=200, rng=rng
+        )
+        for _ in range(n_chains)
     ]
+    return chains, betas, exact, (sum_sq, prior, rng)
+
+
+def test_pooled_independent_chains_match_closed_form():
+    chains, betas, exact, (sum_sq, prior, rng) = _linear_chains(2, 2, 300)
     run = pool_chains(chains)
     assert run.sum_sq.shape == (600, betas.size, 16)
     np.testing.assert_array_equal(run.sum_sq[:300], chains[0].sum_sq)
@@ -270,13 +278,7 @@ def test_drift_between_halves_of_the_chains():
     import importlib
 
     dec = importlib.import_module("xasviz.bayes.decompose")
-    sum_sq, prior, _ = _linear_case()
-    betas = np.concatenate([[0.0], np.geomspace(1e-3, 1e5, 40)])
-    rng = np.random.default_rng(5)
-    chains = [
-        temper(sum_sq, prior, betas, n_walkers=16, n_sweeps=200, n_burn=200, rng=rng)
-        for _ in range(4)
-    ]
+    chains, betas, _, _ = _linear_chains(5, 4, 200)
     grid = np.geomspace(betas[1], betas[-1], 400)
     n = 60
     drift, se = dec._drift(chains, betas, grid, n, 4)
