@@ -273,13 +273,15 @@ def _run_one(task: dict) -> dict:
     chunk = max(task["n_sweeps"] // 2, 2 * task["n_blocks"])
     grid, target = task["grid"], task["se_target"]
 
-    def unsettled():
-        se = _f_at_min(run.sum_sq, betas, log_z, reps, grid, y.size)[1]
-        drift, drift_se = _drift(chains, betas, grid, y.size, task["n_blocks"])
-        return se > target or abs(drift) > max(2.0 * drift_se, target)
-
+    drift, drift_se = timed(_drift, chains, betas, grid, y.size, task["n_blocks"])
     while (
-        target is not None and n_all + chunk <= task["max_sweeps"] and timed(unsettled)
+        target is not None
+        and n_all + chunk <= task["max_sweeps"]
+        and (
+            _drifting(drift, drift_se, target)
+            or timed(_f_at_min, run.sum_sq, betas, log_z, reps, grid, y.size)[1]
+            > target
+        )
     ):
         n_all += chunk
         keep = round(keep_frac * n_all) // n_chains
@@ -298,7 +300,7 @@ def _run_one(task: dict) -> dict:
             chains[c] = continue_run(chain, more, keep=keep)
         run = pool_chains(chains)
         log_z, reps, _ = timed(log_z_ladder, run.sum_sq, betas, task["n_blocks"])
-    drift, drift_se = timed(_drift, chains, betas, grid, y.size, task["n_blocks"])
+        drift, drift_se = timed(_drift, chains, betas, grid, y.size, task["n_blocks"])
     # Report on the common grid (every K and spectrum share it) and on the
     # fine grid for the minimum over b, reweighted from the nearest rung.
     report = task["report"]
@@ -363,19 +365,19 @@ def _drift(chains, betas, grid, n, n_blocks) -> tuple[float, float]:
     """
     n_chains = len(chains)
     blocks = n_chains if n_chains > 1 else max(n_blocks // 2, 2)
+    half = chains[0].sum_sq.shape[0] // 2  # pooled chains keep equal lengths
     out = []
-    for part in (0, 1):
-        ss = np.concatenate(
-            [
-                c.sum_sq[: c.sum_sq.shape[0] // 2]
-                if part == 0
-                else c.sum_sq[c.sum_sq.shape[0] // 2 :]
-                for c in chains
-            ]
-        )
+    for part in (slice(None, half), slice(half, None)):
+        ss = np.concatenate([c.sum_sq[part] for c in chains])
         log_z, reps, _ = log_z_ladder(ss, betas, blocks)
         out.append(_f_at_min(ss, betas, log_z, reps, grid, n))
     return out[1][0] - out[0][0], float(np.hypot(out[0][1], out[1][1]))
+
+
+def _drifting(drift, drift_se, target):
+    """Whether ``F`` still moved: by more than twice the error of the change
+    and more than ``se_target``. Scalars or arrays (one entry per K)."""
+    return np.abs(drift) > np.maximum(2.0 * drift_se, target)
 
 
 def _free_energy(log_z: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
@@ -836,7 +838,7 @@ def _summarise(energy, y, bounds, res, betas, grid, n_samples, seed, se_target) 
                 "of K may not be settled. Raise max_sweeps or n_sweeps.",
                 ConvergenceWarning,
             )
-        drifting = np.abs(drift) > np.maximum(2.0 * drift_se, se_target)
+        drifting = _drifting(drift, drift_se, se_target)
         moving = [ks[i] for i in np.flatnonzero(close & drifting)]
         if moving:
             warn(

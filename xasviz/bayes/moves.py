@@ -126,9 +126,8 @@ class PeakRedrawMove:
         mid_c = self.c_lo + self.dc * (np.arange(self.n_c) + 0.5)
         mid_lw = self.lw_lo + self.dlw * (np.arange(self.n_w) + 0.5)
         # table[i_w] (N, n_c): unit-height Gaussians at every cell's middle.
-        z = self.energy[None, :, None] - mid_c[None, None, :]
-        z = -_FOUR_LN2 * z * z * np.exp(-2.0 * mid_lw)[:, None, None]
-        self.table = _exp_floor(z)
+        grid = self._unit_gauss(np.tile(mid_c, self.n_w), np.repeat(mid_lw, self.n_c))
+        self.table = grid.reshape(self.n_w, self.n_c, -1).transpose(0, 2, 1).copy()
         # Floored: a narrow Gaussian centred outside the window (a wide
         # centre prior) would otherwise have <g, g> = 0 here.
         self.table_gg = np.maximum(

@@ -65,7 +65,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Share of the sweeps that use the peak-redraw move (when one is given). It
-#: costs about three sweeps of the other moves (a residual and two matrix
+#: costs about four sweeps of the other moves (a residual and two matrix
 #: products per walker), so a small share carries its jumps.
 PEAK_SHARE = 0.15
 
@@ -133,10 +133,6 @@ class ReflectedDEMove(DEMove):
         self.lower = lower[self.box]
         self.width = (upper - lower)[self.box]
 
-    def raw_proposal(self, s, c, random):
-        """emcee's DE proposal for one ensemble, before :meth:`fold`."""
-        return DEMove.get_proposal(self, s, c, random)
-
     def batch_proposal(self, s, c, random):
         """The DE proposals of many ensembles at once, folded into the box.
 
@@ -184,7 +180,7 @@ class ReflectedDEMove(DEMove):
         return q
 
     def get_proposal(self, s, c, random):
-        q, factors = self.raw_proposal(s, c, random)
+        q, factors = DEMove.get_proposal(self, s, c, random)
         return self.fold(s, q, random), factors
 
 
@@ -378,11 +374,9 @@ def temper(
             if hasattr(move, "batch_proposal"):
                 prop, factors = move.batch_proposal(here, there, legacy)
             elif hasattr(move, "get_proposal"):
-                propose = getattr(move, "raw_proposal", move.get_proposal)
+                # A plain emcee move: its own proposal, one rung at a time.
                 for j in range(n_rung - 1):
-                    prop[j], factors[j] = propose(here[j], [there[j]], legacy)
-                if hasattr(move, "fold"):
-                    prop = move.fold(here, prop, legacy)
+                    prop[j], factors[j] = move.get_proposal(here[j], [there[j]], legacy)
             else:
                 # A move of its own (PeakRedrawMove): one batch over all
                 # rungs, each walker at its rung's beta.
