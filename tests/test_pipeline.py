@@ -151,3 +151,24 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
         )
         == 1
     )
+
+
+def test_cli_passes_bayes_settings_on(planted, tmp_path, monkeypatch):
+    # The Bayes settings of the command line reach xasviz.bayes.decompose
+    # through analyze's bayes_kwargs; the analysis itself is not run here.
+    stack_path = tmp_path / "stack.nc"
+    xasviz.save(planted.stack, stack_path)
+    seen = {}
+
+    def fake_analyze(stack, reference, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stopped after the settings were read")
+
+    monkeypatch.setattr("xasviz.pipeline.analyze", fake_analyze)
+    args = ["-q", "analyze", str(stack_path), "--bayes", "--k-max", "3"]
+    args += ["--bayes-sweeps", "40", "--bayes-max-sweeps", "120", "--jobs", "2"]
+    assert main(args + ["-o", str(tmp_path / "r.nc")]) == 1
+    assert seen["bayes"] is True
+    assert seen["bayes_kwargs"] == dict(
+        n_jobs=2, k_max=3, n_sweeps=40, max_sweeps=120
+    )

@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--bayes-sweeps", type=int, help="tempering sweeps per K for --bayes"
     )
+    a.add_argument(
+        "--bayes-max-sweeps",
+        type=int,
+        help="most sweeps per K when --bayes continues a run whose free energy "
+        "is not yet settled (default 4x the planned sweeps)",
+    )
     a.add_argument("--jobs", type=int, default=1, help="processes for --bayes")
     a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     a.add_argument("-o", "--output", required=True, help="results file (.nc/.zarr)")
@@ -164,6 +170,8 @@ def _cmd_analyze(args) -> int:
         bayes_kwargs["k_max"] = args.k_max
     if args.bayes_sweeps is not None:
         bayes_kwargs["n_sweeps"] = args.bayes_sweeps
+    if args.bayes_max_sweeps is not None:
+        bayes_kwargs["max_sweeps"] = args.bayes_max_sweeps
     source = {
         "source_file": Path(args.stack).name,
         "source_sha256": stack.attrs.get("sha256", ""),
