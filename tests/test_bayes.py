@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import sys
@@ -10,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from threadpoolctl import threadpool_info
 
 from xasviz import ConvergenceWarning, StackValidationError
 from xasviz.bayes import Prior, decompose, model_components, model_curve
@@ -569,6 +571,18 @@ def test_bad_settings():
         decompose(s.expand_dims(y=[0]))
     with pytest.raises(ValueError, match="n_walkers must be an even int >= 28"):
         decompose(s, k_max=2, n_walkers=10)
+
+
+def test_tempered_runs_use_one_blas_thread(monkeypatch):
+    # Parallel K runs must not oversubscribe the cores with BLAS threads.
+    dec = importlib.import_module("xasviz.bayes.decompose")
+
+    def blas_threads(task):
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    monkeypatch.setattr(dec, "_temper_one", blas_threads)
+    seen = dec._run_one({})
+    assert seen and all(n == 1 for n in seen), seen
 
 
 def test_coarse_ladder_warns():

@@ -169,6 +169,4 @@ def test_cli_passes_bayes_settings_on(planted, tmp_path, monkeypatch):
     args += ["--bayes-sweeps", "40", "--bayes-max-sweeps", "120", "--jobs", "2"]
     assert main(args + ["-o", str(tmp_path / "r.nc")]) == 1
     assert seen["bayes"] is True
-    assert seen["bayes_kwargs"] == dict(
-        n_jobs=2, k_max=3, n_sweeps=40, max_sweeps=120
-    )
+    assert seen["bayes_kwargs"] == dict(n_jobs=2, k_max=3, n_sweeps=40, max_sweeps=120)

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 import xarray as xr
 from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 from .._errors import ConvergenceWarning, StackValidationError
 from .._utils import as_rng, child_seeds, progress_bar, provenance, seed_of, warn
@@ -170,7 +171,19 @@ def _ladder_from(ladder, ys: np.ndarray) -> np.ndarray:
 
 
 def _run_one(task: dict) -> dict:
-    """Tempered run and free-energy curve for one spectrum and one K."""
+    """Tempered run and free-energy curve for one spectrum and one K.
+
+    The run's matrix products are small (a chunk of walkers against a few
+    hundred energies), so a multi-threaded BLAS gains nothing on them, and
+    with ``n_jobs`` processes each one's BLAS threads compete for the same
+    cores: two K = 8 runs side by side on two cores took 2.6 times as long
+    each as with one BLAS thread per process (``docs/bayes.md``, "Speed").
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _temper_one(task)
+
+
+def _temper_one(task: dict) -> dict:
     energy, y, k = task["energy"], task["y"], task["k"]
     betas = task["betas"]
     # Exchangeable Gaussians while tempering: the same Z as the ordered prior
