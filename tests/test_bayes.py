@@ -328,6 +328,41 @@ def test_default_error_is_the_jackknife_over_four_chains():
     assert np.all(four["free_energy_min_se"].values > 0)
 
 
+def test_chains_start_alternately_wide_and_narrow(monkeypatch):
+    # Chain c starts from the Laplace draws inflated by START_SPREADS[c % 2],
+    # and the spread reaches the draws: the narrow start is narrower.
+    from xasviz.bayes import fitting
+
+    dec = sys.modules["xasviz.bayes.decompose"]
+    seen = []
+
+    def recording(*args, spread=fitting.OVERDISPERSION, **kw):
+        seen.append(spread)
+        return fitting.initial_walkers(*args, spread=spread, **kw)
+
+    monkeypatch.setattr(dec, "initial_walkers", recording)
+    s, _ = planted(0, 0)
+    decompose(s, k_max=0, n_sweeps=40, n_burn=20, ladder=20, se_target=None, rng=0)
+    wide, narrow = fitting.START_SPREADS
+    assert wide > narrow
+    assert seen == [wide, narrow, wide, narrow]
+
+    energy, y = s["energy"].values, s.values
+    prior = SpectralPrior(Prior().resolve(energy, y), 0)
+    theta = dec.greedy_fits(energy, y, Prior().resolve(energy, y), 0, 1e5)[0]
+    betas = np.array([0.0, 1e6])
+    draws = {
+        f: fitting.initial_walkers(
+            energy, prior, theta, betas, 4000, np.random.default_rng(1), spread=f
+        )[1]
+        for f in (wide, narrow)
+    }
+    # At a high rung the draws stay well inside the boxes, so their variance
+    # scales with the factor (E0, a well-determined coordinate).
+    ratio = draws[wide][:, 2].var() / draws[narrow][:, 2].var()
+    assert abs(ratio - wide / narrow) < 0.15 * wide / narrow
+
+
 def test_progress_counts_the_sweeps_of_every_chain(monkeypatch):
     # The bar's total is every chain's burn-in plus the kept sweeps, and the
     # ticks from the runs themselves reach it (no jump at the end of a K).

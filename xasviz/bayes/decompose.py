@@ -22,7 +22,13 @@ from threadpoolctl import threadpool_limits
 from .._errors import ConvergenceWarning, StackValidationError
 from .._utils import as_rng, child_seeds, progress_bar, provenance, seed_of, warn
 from .._validation import check_energy_axis
-from .fitting import greedy_fits, initial_walkers, map_fit, sort_gaussians
+from .fitting import (
+    START_SPREADS,
+    greedy_fits,
+    initial_walkers,
+    map_fit,
+    sort_gaussians,
+)
 from .model import (
     N_BASE,
     _curve,
@@ -192,7 +198,15 @@ def _temper_one(task: dict) -> dict:
     prior = SpectralPrior(task["bounds"], k, ordered=task.get("ordered", False))
     rng = np.random.default_rng(task["seed"])
     n_walkers = task["n_walkers"] or max(2 * prior.ndim + 2, 24)
-    init = initial_walkers(energy, prior, task["theta_init"], betas, n_walkers, rng)
+    init = initial_walkers(
+        energy,
+        prior,
+        task["theta_init"],
+        betas,
+        n_walkers,
+        rng,
+        spread=START_SPREADS[0],
+    )
 
     def sum_sq(theta):
         return _sum_sq(energy, y, theta, k)
@@ -236,7 +250,13 @@ def _temper_one(task: dict) -> dict:
         burn = n_burn if c == 0 else task["n_burn"]
         if c > 0:
             init = initial_walkers(
-                energy, prior, task["theta_init"], betas, n_walkers, rng
+                energy,
+                prior,
+                task["theta_init"],
+                betas,
+                n_walkers,
+                rng,
+                spread=START_SPREADS[c % len(START_SPREADS)],
             )
         tick = None
         if callback is not None:
@@ -502,8 +522,11 @@ def decompose(
         over blocks of one chain reports about half the real run-to-run
         spread on the benchmark spectrum, because the chains wander between
         configurations over more sweeps than a block spans
-        (``docs/bayes.md``, "How honest the errors are"). Each extra chain
-        costs one more burn-in.
+        (``docs/bayes.md``, "How honest the errors are"). The chains start
+        alternately wide and narrow (Laplace covariance times 3, then 1:
+        ``xasviz.bayes.fitting.START_SPREADS``): a burn-in that has not worn
+        off leaves F too high in the first kind and too low in the other, so
+        it shows in the error. Each extra chain costs one more burn-in.
     se_target : float or None
         Target standard error (nats) of ``min_b F(K, b)``. A run whose error
         is above it after ``n_burn + n_sweeps`` sweeps is continued in chunks
