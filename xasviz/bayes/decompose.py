@@ -198,15 +198,16 @@ def _temper_one(task: dict) -> dict:
     prior = SpectralPrior(task["bounds"], k, ordered=task.get("ordered", False))
     rng = np.random.default_rng(task["seed"])
     n_walkers = task["n_walkers"] or max(2 * prior.ndim + 2, 24)
-    init = initial_walkers(
-        energy,
-        prior,
-        task["theta_init"],
-        betas,
-        n_walkers,
-        rng,
-        spread=START_SPREADS[0],
-    )
+
+    def start(c):
+        # Chain c's walkers on the current ladder, started wide or narrow in
+        # turn (START_SPREADS).
+        spread = START_SPREADS[c % len(START_SPREADS)]
+        return initial_walkers(
+            energy, prior, task["theta_init"], betas, n_walkers, rng, spread=spread
+        )
+
+    init = start(0)
 
     def sum_sq(theta):
         return _sum_sq(energy, y, theta, k)
@@ -249,15 +250,7 @@ def _temper_one(task: dict) -> dict:
     for c in range(n_chains):
         burn = n_burn if c == 0 else task["n_burn"]
         if c > 0:
-            init = initial_walkers(
-                energy,
-                prior,
-                task["theta_init"],
-                betas,
-                n_walkers,
-                rng,
-                spread=START_SPREADS[c % len(START_SPREADS)],
-            )
+            init = start(c)
         tick = None
         if callback is not None:
 
